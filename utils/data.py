@@ -1,0 +1,171 @@
+"""Synthetic feature data: sparse, non-negative (or signed) features with known laws.
+
+Chapter 1 uses `generate_data`, a plain `(n_points, n_features)` sample. Every batched model holds a
+*feature law* (`SparseUniform`, `HierarchicalPairs`, `CorrelatedPairs`, `AnticorrelatedPairs`) whose
+`sample(batch_size)` returns `(batch, inst, feats)`, one independent data stream per model instance.
+
+The batched laws draw one uniform number `u` per feature (or pair) and use it twice: the feature is
+active when `u < p`, and its value is `u / p`, which given `u < p` is again uniform on [0, 1). That is
+the same law as separate "active?" and "value" draws, with half the random numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from utils.validation import check_positive_int, check_probability
+
+
+def generate_data(
+    n_points: int = 1000,
+    n_features: int = 2,
+    sparsity: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Points whose features are independent: 0 with probability `sparsity`, else uniform on [0, 1].
+
+    Returns:
+        x: `(n_points, n_features)` float32 on the CPU.
+
+    Raises:
+        ValueError: `sparsity` outside [0, 1], or a size that is not a positive integer.
+    """
+    check_positive_int(n_points, "n_points")
+    check_positive_int(n_features, "n_features")
+    check_probability(torch.tensor(float(sparsity)), "sparsity")
+    values = torch.rand(n_points, n_features, generator=generator)
+    is_zero = torch.rand(n_points, n_features, generator=generator) < sparsity
+    return torch.where(is_zero, 0.0, values)
+
+
+def _uniform(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(shape, device=device, generator=generator)
+
+
+def _as_matrix(value: torch.Tensor | float, name: str, dims: str, device=None) -> torch.Tensor:
+    tensor = torch.as_tensor(value, dtype=torch.float32, device=device)
+    if tensor.dim() != 2:
+        raise ValueError(f"{name} must have shape {dims}, got shape {tuple(tensor.shape)}")
+    check_probability(tensor, name)
+    return tensor.clone()
+
+
+class SparseUniform:
+    """Independent features: active with probability `feature_probability`, then uniform on [low, high].
+
+    Args:
+        feature_probability: `(inst, feats)` probabilities in [0, 1].
+        low, high: the range of an active feature's value ([0, 1] for reconstruction, [-1, 1] for
+            the computation models).
+    """
+
+    def __init__(self, feature_probability: torch.Tensor, low: float = 0.0, high: float = 1.0):
+        self.feature_probability = _as_matrix(
+            feature_probability, "feature_probability", "(inst, feats)", getattr(feature_probability, "device", None)
+        )
+        if not low < high:
+            raise ValueError(f"the value range needs low < high, got low={low}, high={high}")
+        self.low, self.high = float(low), float(high)
+        self.n_inst, self.n_features = self.feature_probability.shape
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A batch `(batch, inst, feats)`."""
+        check_positive_int(batch_size, "batch_size")
+        p = self.feature_probability
+        u = _uniform((batch_size, *p.shape), p.device, generator)
+        value = self.low + (self.high - self.low) * (u / p)
+        return torch.where(u < p, value, 0.0)
+
+
+class HierarchicalPairs:
+    """Two features per instance: feature 2 can only be active when feature 1 is.
+
+    Feature 1 is active with probability `p_feature1`; given that, feature 2 is active with
+    probability `p_feature2_given_1`. Active values are uniform on [0, 1].
+
+    Args:
+        p_feature1: `(inst,)` probabilities.
+        p_feature2_given_1: `(inst,)` conditional probabilities.
+    """
+
+    n_features = 2
+
+    def __init__(self, p_feature1: torch.Tensor, p_feature2_given_1: torch.Tensor):
+        p1 = torch.as_tensor(p_feature1, dtype=torch.float32)
+        p2 = torch.as_tensor(p_feature2_given_1, dtype=torch.float32, device=p1.device)
+        if p1.dim() != 1 or p1.shape != p2.shape:
+            raise ValueError(
+                f"p_feature1 and p_feature2_given_1 must both have shape (inst,), got {tuple(p1.shape)} and {tuple(p2.shape)}"
+            )
+        check_probability(p1, "p_feature1")
+        check_probability(p2, "p_feature2_given_1")
+        self.p_feature1, self.p_feature2_given_1 = p1, p2
+        self.n_inst = p1.shape[0]
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A batch `(batch, inst, 2)`."""
+        check_positive_int(batch_size, "batch_size")
+        p = torch.stack([self.p_feature1, self.p_feature2_given_1], dim=-1)
+        u = _uniform((batch_size, self.n_inst, 2), p.device, generator)
+        active = u < p
+        active[..., 1] &= active[..., 0]
+        return torch.where(active, u / p, 0.0)
+
+
+class CorrelatedPairs:
+    """Features in pairs that are active together (probability p) or not at all; values independent.
+
+    Args:
+        feature_probability: `(inst, n_pairs)`; feature 2k and 2k+1 form pair k.
+    """
+
+    def __init__(self, feature_probability: torch.Tensor):
+        self.feature_probability = _as_matrix(
+            feature_probability, "feature_probability", "(inst, n_pairs)", getattr(feature_probability, "device", None)
+        )
+        self.n_inst, n_pairs = self.feature_probability.shape
+        self.n_features = 2 * n_pairs
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A batch `(batch, inst, 2 * n_pairs)`."""
+        check_positive_int(batch_size, "batch_size")
+        p = self.feature_probability
+        u = _uniform((batch_size, *p.shape, 2), p.device, generator)
+        pair_active = u[..., :1] < p[..., None]
+        values = torch.cat([u[..., :1] / p[..., None], u[..., 1:]], dim=-1)
+        return torch.where(pair_active, values, 0.0).flatten(-2)
+
+
+class AnticorrelatedPairs:
+    """Features in pairs of which at most one is active; each is active with probability p <= 1/2.
+
+    One uniform `u` per pair decides everything: `u < p` activates the first feature with value
+    `u / p`, `p <= u < 2p` the second with value `(u - p) / p`.
+
+    Args:
+        feature_probability: `(inst, n_pairs)` marginal probability of each feature, at most 0.5.
+    """
+
+    def __init__(self, feature_probability: torch.Tensor):
+        self.feature_probability = _as_matrix(
+            feature_probability, "feature_probability", "(inst, n_pairs)", getattr(feature_probability, "device", None)
+        )
+        if (self.feature_probability > 0.5).any():
+            raise ValueError(
+                "anticorrelated features need feature_probability <= 0.5 (at most one of a pair is active), "
+                f"got {self.feature_probability.max().item():g}"
+            )
+        self.n_inst, n_pairs = self.feature_probability.shape
+        self.n_features = 2 * n_pairs
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A batch `(batch, inst, 2 * n_pairs)`."""
+        check_positive_int(batch_size, "batch_size")
+        p = self.feature_probability
+        u = _uniform((batch_size, *p.shape), p.device, generator)
+        first = torch.where(u < p, u / p, 0.0)
+        second = torch.where((u >= p) & (u < 2 * p), (u - p) / p, 0.0)
+        return torch.stack([first, second], dim=-1).flatten(-2)
+
+
+FeatureLaw = SparseUniform | HierarchicalPairs | CorrelatedPairs | AnticorrelatedPairs
