@@ -1,0 +1,1 @@
+"""The library behind every chapter: data, models, training, metrics, figures and learner checks."""

@@ -160,21 +160,21 @@ class ToyModel(ToyModelBase):
         self.check_input(x)
         return torch.einsum("...if,ihf->...ih", x, self.W)
 
-    def readout(self, h: torch.Tensor) -> torch.Tensor:
-        """Wᵀh + b before the output nonlinearity: `(..., inst, d_hidden) -> (..., inst, feats)`."""
-        return torch.einsum("...ih,ihf->...if", h, self.W) + self.b_final
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """x' = ReLU(Wᵀh + b): `(..., inst, d_hidden) -> (..., inst, feats)`."""
+        return torch.relu(torch.einsum("...ih,ihf->...if", h, self.W) + self.b_final)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x' = ReLU(WᵀWx + b): `(..., inst, feats) -> (..., inst, feats)`."""
-        return torch.relu(self.readout(self.hidden(x)))
+        return self.decode(self.hidden(x))
 
 
 class LinearToyModel(ToyModel):
     """The linear variant x' = WᵀWx + b (chapter 1): same parameters as `ToyModel`, no ReLU."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x' = WᵀWx + b: `(..., inst, feats) -> (..., inst, feats)`."""
-        return self.readout(self.hidden(x))
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """x' = Wᵀh + b: `(..., inst, d_hidden) -> (..., inst, feats)`."""
+        return torch.einsum("...ih,ihf->...if", h, self.W) + self.b_final
 
 
 class NeuronModel(ToyModel):

@@ -1,0 +1,2 @@
+"""Learner-facing checks, one per exercise: `check_<name>(learner_object)` prints a success line or
+raises AssertionError saying exactly what is wrong. Chapter NN's checks live in `chNN.py`."""

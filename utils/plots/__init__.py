@@ -1,0 +1,6 @@
+"""Every figure in the book (plotly only); each function returns a `go.Figure` and never modifies its inputs."""
+
+from utils.plots.mapping import plot_data, plot_mapping, plot_training_dashboard
+from utils.plots.renderer import configure_plotly_renderer
+
+__all__ = ["configure_plotly_renderer", "plot_data", "plot_mapping", "plot_training_dashboard"]

@@ -1,0 +1,260 @@
+"""Figures for two features squeezed through one hidden number (chapters 1 and 2)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from utils.train import DatasetRun
+
+INPUT_COLOUR = "rgba(120, 120, 120, 0.45)"
+W_COLOUR = "black"
+B_COLOUR = "#1f77b4"
+LINE_COLOUR = "#d62728"
+
+
+def _check_two_to_one(model) -> None:
+    cfg = model.cfg
+    if (cfg.n_features, cfg.d_hidden) != (2, 1):
+        raise ValueError(f"this figure shows 2 features through 1 hidden number; the model has {cfg.n_features} -> {cfg.d_hidden}")
+
+
+def _check_instance(model, instance: int) -> None:
+    if not 0 <= instance < model.cfg.n_inst:
+        raise ValueError(f"instance must lie in [0, {model.cfg.n_inst}), got {instance}")
+
+
+def _arrow(tail, tip, colour: str, name: str, **scatter_kwargs) -> go.Scatter:
+    """A straight arrow from `tail` to `tip` (2-vectors) as a scatter trace, so it can animate."""
+    return go.Scatter(
+        x=[float(tail[0]), float(tip[0])],
+        y=[float(tail[1]), float(tip[1])],
+        mode="lines+markers",
+        line=dict(color=colour, width=2.5),
+        marker=dict(symbol="arrow", angleref="previous", size=[0, 14], color=colour),
+        name=name,
+        hoverinfo="name",
+        **scatter_kwargs,
+    )
+
+
+def _vector(values: torch.Tensor) -> str:
+    return "[" + ", ".join(f"{v:.2f}" for v in values.tolist()) + "]"
+
+
+@torch.no_grad()
+def _state(model, x: torch.Tensor, instance: int, h_range: tuple[float, float]) -> dict:
+    """Hidden values, outputs, parameters and the set of reachable outputs of one instance."""
+    device = model.W.device
+    batch = x.to(device)[:, None, :].expand(-1, model.cfg.n_inst, -1)
+    h = model.hidden(batch)
+    grid = torch.linspace(*h_range, 200, device=device)[:, None, None].expand(-1, model.cfg.n_inst, 1)
+    return dict(
+        h=h[:, instance, 0].cpu().numpy().astype(np.float32),
+        y=model.decode(h)[:, instance].cpu().numpy().astype(np.float32),
+        reachable=model.decode(grid)[:, instance].cpu().numpy().astype(np.float32),
+        W=model.W[instance, 0].detach().cpu().clone(),
+        b=model.b_final[instance].detach().cpu().clone(),
+    )
+
+
+def plot_data(x: torch.Tensor, title: str = "Data") -> go.Figure:
+    """Scatter of two-feature points `x: (n_points, 2)`."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must have shape (n_points, 2), got {tuple(getattr(x, 'shape', ()))}")
+    x = x.detach().cpu()
+    fig = go.Figure(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=4, opacity=0.5)))
+    fig.update_layout(title=title, width=520, height=500, xaxis_title="x₁", yaxis_title="x₂")
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def plot_mapping(model, x: torch.Tensor, instance: int = 0, title: str = "The mapping") -> go.Figure:
+    """Input points, their hidden value h = Wx, and the outputs, for one instance of a 2 -> 1 model.
+
+    Args:
+        model: a `ToyModel` or `LinearToyModel` with 2 features and 1 hidden dimension.
+        x: `(n_points, 2)` inputs; points are coloured by their hidden value.
+    """
+    _check_two_to_one(model)
+    _check_instance(model, instance)
+    x = x.detach().cpu()
+    W = model.W[instance, 0].detach().cpu()
+    h_reach = float(W.abs().sum()) * max(1.0, float(x.abs().max()))
+    state = _state(model, x, instance, (-h_reach, h_reach))
+    h, y, b = state["h"], state["y"], state["b"]
+    loss = (model.importance[instance].cpu().numpy() * (y - x.numpy()) ** 2).mean()
+    x = x.numpy().astype(np.float32)
+    colour = dict(color=h, colorscale="Viridis", cmin=float(h.min()), cmax=float(h.max()))
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        column_widths=[0.38, 0.24, 0.38],
+        subplot_titles=("inputs x", "hidden h = Wx", "outputs x'"),
+        horizontal_spacing=0.08,
+    )
+    fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=4, **colour), name="x"), 1, 1)
+    fig.add_trace(_arrow((0, 0), W, W_COLOUR, "W (read direction)"), 1, 1)
+    jitter = np.random.default_rng(0).uniform(-1, 1, len(h))
+    fig.add_trace(go.Scatter(x=h, y=jitter, mode="markers", marker=dict(size=4, **colour), name="h"), 1, 2)
+    fig.add_trace(
+        go.Scatter(
+            x=state["reachable"][:, 0],
+            y=state["reachable"][:, 1],
+            mode="lines",
+            line=dict(color=LINE_COLOUR, dash="dot"),
+            name="every possible output",
+        ),
+        1,
+        3,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=y[:, 0],
+            y=y[:, 1],
+            mode="markers",
+            marker=dict(size=4, showscale=True, colorbar=dict(title="h"), **colour),
+            name="x'",
+        ),
+        1,
+        3,
+    )
+    fig.add_trace(_arrow((0, 0), b, B_COLOUR, "b"), 1, 3)
+    fig.add_trace(_arrow(b, b + W, W_COLOUR, "Wᵀ (write direction)", showlegend=False), 1, 3)
+    fig.update_xaxes(title_text="x₁", row=1, col=1)
+    fig.update_yaxes(title_text="x₂", scaleanchor="x", scaleratio=1, row=1, col=1)
+    fig.update_xaxes(title_text="h", row=1, col=2)
+    fig.update_yaxes(showticklabels=False, range=[-3, 3], row=1, col=2)
+    fig.update_xaxes(title_text="x'₁", row=1, col=3)
+    fig.update_yaxes(title_text="x'₂", scaleanchor="x3", scaleratio=1, row=1, col=3)
+    fig.update_layout(
+        title=f"{title}<br><sub>W = {_vector(W)}, b = {_vector(b)}, loss = {loss:.4f}</sub>",
+        width=980,
+        height=430,
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+def plot_training_dashboard(
+    model,
+    x: torch.Tensor,
+    run: DatasetRun,
+    instance: int = 0,
+    n_shown: int = 100,
+    optimum: float | None = None,
+    title: str = "Training",
+) -> go.Figure:
+    """Animated training of one instance of a 2 -> 1 model: the reconstruction and the loss curve.
+
+    Left: inputs (grey) joined to their reconstructions, the set of possible outputs, b and W.
+    Right: the loss with the current step marked. Play/Pause buttons and a step slider.
+
+    Args:
+        model: the trained model (only its class and sizes are used; parameters come from `run`).
+        x: `(n_points, 2)` the training data; the first `n_shown` points are drawn.
+        run: the record of `utils.train.train_on_dataset`.
+        optimum: the exact minimum loss, drawn as a dashed line if given.
+    """
+    _check_two_to_one(model)
+    _check_instance(model, instance)
+    x = x.detach().cpu()[:n_shown]
+    clone = copy.deepcopy(model)
+    states = []
+    for index in range(len(run.snapshot_steps)):
+        with torch.no_grad():
+            for name, parameter in clone.named_parameters():
+                parameter.copy_(run.snapshots[name][index])
+        states.append(_state(clone, x, instance, (-3.0, 3.0)))
+    losses = run.losses[:, instance].numpy()
+    steps = run.snapshot_steps.tolist()
+
+    x = x.numpy().astype(np.float32)
+    points = np.concatenate([x, *[s["y"] for s in states]])
+    low, high = float(points.min()) - 0.15, float(points.max()) + 0.15
+    low, high = max(low, -1.0), min(high, 2.0)
+
+    def dynamic_traces(state: dict, step: int) -> list[go.Scatter]:
+        y = state["y"]
+        seg_x = np.stack([x[:, 0], y[:, 0], np.full(len(x), np.nan, dtype=np.float32)], axis=1).ravel()
+        seg_y = np.stack([x[:, 1], y[:, 1], np.full(len(x), np.nan, dtype=np.float32)], axis=1).ravel()
+        return [
+            go.Scatter(x=seg_x, y=seg_y, mode="lines", line=dict(color="rgba(150,150,150,0.35)", width=1), name="x → x'"),
+            go.Scatter(x=y[:, 0], y=y[:, 1], mode="markers", marker=dict(size=5, color="#ff7f0e"), name="outputs x'"),
+            go.Scatter(
+                x=state["reachable"][:, 0],
+                y=state["reachable"][:, 1],
+                mode="lines",
+                line=dict(color=LINE_COLOUR, dash="dot"),
+                name="every possible output",
+            ),
+            _arrow((0, 0), state["b"], B_COLOUR, "b"),
+            _arrow(state["b"], state["b"] + state["W"], W_COLOUR, "W"),
+            go.Scatter(x=[step], y=[losses[step]], mode="markers", marker=dict(size=11, color="#ff7f0e"), name="now"),
+        ]
+
+    def caption(state: dict, step: int) -> str:
+        return f"{title}<br><sub>step {step}, loss {losses[step]:.4f}, W = {_vector(state['W'])}, b = {_vector(state['b'])}</sub>"
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], subplot_titles=("reconstruction", "loss"))
+    fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=5, color=INPUT_COLOUR), name="inputs x"), 1, 1)
+    fig.add_trace(go.Scatter(x=np.arange(len(losses)), y=losses, mode="lines", line=dict(color="#444"), name="loss"), 1, 2)
+    if optimum is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[0, len(losses) - 1], y=[optimum, optimum], mode="lines", line=dict(dash="dash", color="green"), name="exact optimum"
+            ),
+            1,
+            2,
+        )
+    first = dynamic_traces(states[0], steps[0])
+    for trace in first[:-1]:
+        fig.add_trace(trace, 1, 1)
+    fig.add_trace(first[-1], 1, 2)
+    dynamic = list(range(len(fig.data) - len(first), len(fig.data)))
+    fig.frames = [
+        go.Frame(data=dynamic_traces(state, step), traces=dynamic, name=str(step), layout=dict(title_text=caption(state, step)))
+        for state, step in zip(states, steps)
+    ]
+    animate = dict(frame=dict(duration=120, redraw=False), transition=dict(duration=0), fromcurrent=True, mode="immediate")
+    fig.update_layout(
+        title=caption(states[0], steps[0]),
+        width=980,
+        height=660,
+        updatemenus=[
+            dict(
+                type="buttons",
+                direction="left",
+                x=0.0,
+                y=-0.12,
+                xanchor="left",
+                buttons=[
+                    dict(label="▶ Play", method="animate", args=[None, animate]),
+                    dict(label="❚❚ Pause", method="animate", args=[[None], dict(animate, frame=dict(duration=0, redraw=False))]),
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                x=0.12,
+                y=-0.08,
+                len=0.88,
+                currentvalue=dict(prefix="step "),
+                steps=[
+                    dict(label=str(step), method="animate", args=[[str(step)], dict(animate, frame=dict(duration=0, redraw=False))])
+                    for step in steps
+                ],
+            )
+        ],
+        legend=dict(orientation="h", y=-0.42, x=0),
+        margin=dict(b=170),
+    )
+    fig.update_xaxes(range=[low, high], title_text="x₁", row=1, col=1)
+    fig.update_yaxes(range=[low, high], title_text="x₂", scaleanchor="x", scaleratio=1, row=1, col=1)
+    fig.update_xaxes(title_text="step", row=1, col=2)
+    fig.update_yaxes(type="log", title_text="loss", row=1, col=2)
+    return fig

@@ -1,0 +1,36 @@
+"""How plotly figures are shown: in Jupyter, in Colab, and in the built book with no network.
+
+The book build sets `BOOK_BUILD_ENV` (see `book/_ext/plotly_offline.py`). There each figure becomes
+a `text/html` output holding only the figure's div and data; the extension loads one local copy of
+plotly.js on pages that have figures. Elsewhere plotly's own choice for the environment stands,
+except Colab, which gets its renderer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import plotly.io as pio
+from plotly.io.base_renderers import MimetypeRenderer
+
+BOOK_BUILD_ENV = "SUPERPOSITION_BOOK_BUILD"
+FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+class BookRenderer(MimetypeRenderer):
+    """Figure HTML without the plotly.js library (the page provides it)."""
+
+    def to_mimebundle(self, fig_dict: dict) -> dict:
+        html = pio.to_html(fig_dict, include_plotlyjs=False, full_html=False, config=FIGURE_CONFIG, validate=False)
+        return {"text/html": html}
+
+
+def configure_plotly_renderer() -> str:
+    """Choose the renderer for where this code runs; returns its name."""
+    if os.environ.get(BOOK_BUILD_ENV):
+        pio.renderers["book"] = BookRenderer()
+        pio.renderers.default = "book"
+    elif "google.colab" in sys.modules:
+        pio.renderers.default = "colab"
+    return pio.renderers.default
