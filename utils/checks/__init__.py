@@ -1,2 +1,6 @@
 """Learner-facing checks, one per exercise: `check_<name>(learner_object)` prints a success line or
 raises AssertionError saying exactly what is wrong. Chapter NN's checks live in `chNN.py`."""
+
+from utils.checks.ch01 import check_generate_data, check_importance_weighted_mse, check_linear_model, check_train
+
+__all__ = ["check_generate_data", "check_importance_weighted_mse", "check_linear_model", "check_train"]

@@ -145,7 +145,7 @@ def plot_training_dashboard(
     x: torch.Tensor,
     run: DatasetRun,
     instance: int = 0,
-    n_shown: int = 100,
+    n_shown: int = 80,
     optimum: float | None = None,
     title: str = "Training",
 ) -> go.Figure:
