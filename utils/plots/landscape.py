@@ -57,7 +57,6 @@ def plot_direction_landscape(
         xaxis_title="direction of W (degrees)",
         yaxis_title="loss / its minimum" if relative else "loss",
         yaxis_type="log",
-        width=760,
         height=440,
     )
     fig.update_xaxes(tickvals=[0, 45, 90, 135, 180])
