@@ -2,8 +2,8 @@
 
 At start-up it tells the notebook kernels (through an environment variable they inherit) to emit
 each figure as a bare `<div>` plus its data (see `utils.plots.renderer`) and to skip progress bars.
-Pages whose HTML contains a figure get one `<script>` for a local copy of plotly.js, copied from the
-installed plotly package into `_static/vendor/` after the build.
+Pages whose HTML or saved widget state contains a figure get one `<script>` for a local copy of
+plotly.js, copied from the installed plotly package into `_static/vendor/` after the build.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import plotly
+from myst_nb.sphinx_ import NbMetadataCollector
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from utils.plots.renderer import BOOK_BUILD_ENV  # noqa: E402
@@ -22,7 +23,10 @@ PLOTLY_JS = "vendor/plotly.min.js"
 
 
 def _add_plotly_to_pages_with_figures(app, pagename, templatename, context, doctree) -> None:
-    if "plotly-graph-div" in context.get("body", ""):
+    # A figure is either in the page body or inside saved widget state (e.g. an Output widget).
+    scripts = NbMetadataCollector.get_js_files(app.env, pagename)
+    script_bodies = (attributes.get("body", "") for _, attributes in scripts.values())
+    if "plotly-graph-div" in context.get("body", "") or any("plotly-graph-div" in body for body in script_bodies):
         app.add_js_file(PLOTLY_JS)
 
 
