@@ -1,0 +1,218 @@
+"""The built book in a real headless browser: every page of `_toc.yml`, offline.
+
+Serves `_build/html` on localhost from a thread, drives Debian's `chromium` with Playwright, and
+aborts (and records) every request that would leave localhost. Each page is visited once; the
+tests below check what the visit recorded: no console errors, nothing fetched from elsewhere,
+every plotly figure drawn, maths typeset, solution toggles open, chapters linked to their exercise
+notebooks. A screenshot of each chapter lands in `_build/screenshots/`.
+
+Run `make book` first. Without chromium the tests are skipped, unless CI_REQUIRE_BROWSER is set
+(as `.ci/run` does), in which case they fail.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sphinx_external_toc.parsing import parse_toc_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+CHAPTER = re.compile(r"^solutions/(?P<name>\d\d_[\w-]+)$")
+TOC_PAGES = list(parse_toc_yaml(ROOT / "_toc.yml").keys())
+PAGES = [*TOC_PAGES, "genindex", "search"]
+CHAPTERS = [page for page in TOC_PAGES if CHAPTER.match(page)]
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass
+class PageVisit:
+    """What a page did in the browser."""
+
+    console_errors: list[str] = field(default_factory=list)
+    left_localhost: list[str] = field(default_factory=list)
+    http_errors: list[str] = field(default_factory=list)
+    figures_in_html: int = 0
+    figures: list[dict] = field(default_factory=list)
+    maths: list[dict] = field(default_factory=list)
+    toggles: list[dict] = field(default_factory=list)
+    exercise_links: list[str] = field(default_factory=list)
+    launch_links: list[str] = field(default_factory=list)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    required = os.environ.get("CI_REQUIRE_BROWSER")
+    if path is None:
+        if required:
+            pytest.fail("CI_REQUIRE_BROWSER is set but there is no `chromium` on PATH (apt-get install chromium)")
+        pytest.skip("no `chromium` on PATH (apt-get install chromium); set CI_REQUIRE_BROWSER=1 to make this an error")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        pytest.fail("the browser tests need the `playwright` package (in requirements.txt)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_url(chromium):
+    missing = [page for page in TOC_PAGES if not (HTML / f"{page}.html").is_file()]
+    if missing:
+        pytest.fail(f"the built book is missing {missing} in {HTML}: run `make book` first")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(HTML)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def visit(chromium, base_url):
+    """`visit(page)`: open the page once (later calls reuse the record) and return a `PageVisit`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+        @functools.cache
+        def record(page_name: str) -> PageVisit:
+            return _visit(context, base_url, page_name)
+
+        yield record
+        context.close()
+        browser.close()
+
+
+def _visit(context, base_url: str, page_name: str) -> PageVisit:
+    result = PageVisit()
+
+    def route(route):
+        url = route.request.url
+        if url.startswith(base_url) or url.startswith("data:") or url.startswith("blob:"):
+            route.continue_()
+        else:
+            result.left_localhost.append(url)
+            route.abort()
+
+    page = context.new_page()
+    page.route("**/*", route)
+    page.on("console", lambda message: message.type == "error" and result.console_errors.append(message.text))
+    page.on("pageerror", lambda error: result.console_errors.append(f"uncaught: {error}"))
+    page.on("response", lambda response: response.status >= 400 and result.http_errors.append(f"{response.status} {response.url}"))
+    page.goto(base_url + f"{page_name}.html", wait_until="load")
+    # MathJax typesets after load; widget managers render on load.
+    page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+    page.wait_for_timeout(300)
+
+    result.figures_in_html = (HTML / f"{page_name}.html").read_text().count('class="plotly-graph-div"')
+    result.figures = page.evaluate(
+        """() => [...document.querySelectorAll('.plotly-graph-div')].map((div) => ({
+            id: div.id,
+            drawn: div.classList.contains('js-plotly-plot'),
+            svgs: div.querySelectorAll('svg.main-svg').length,
+            traces: (div._fullData || []).length,
+            trace_groups: div.querySelectorAll('g.trace, g.hm, g.im, g.contour, .gl-container canvas').length,
+        }))"""
+    )
+    result.maths = page.evaluate(
+        """() => [...document.querySelectorAll('.math')].map((node) => ({
+            source: node.textContent.slice(0, 80),
+            typeset: node.querySelector('mjx-container') !== null,
+            error: node.querySelector('mjx-merror') !== null,
+        }))"""
+    )
+    for details in page.locator("details").all():  # folded cells, and hints folded in the prose
+        summary = details.locator("xpath=./summary")
+        label = summary.inner_text().strip()
+        summary.click()
+        opened = details.evaluate(
+            """(node) => ({open: node.open, height: node.getBoundingClientRect().height
+                - node.querySelector(':scope > summary').getBoundingClientRect().height})"""
+        )
+        result.toggles.append({"label": label, **opened})
+    result.exercise_links = page.eval_on_selector_all(".exercise-notebook a", "(links) => links.map((a) => a.href)")
+    result.launch_links = page.eval_on_selector_all(".dropdown-launch-buttons a", "(links) => links.map((a) => a.href)")
+
+    if CHAPTER.match(page_name):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=SCREENSHOTS / f"{page_name.split('/')[-1]}.png", full_page=True)
+    page.close()
+    return result
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_page_loads_without_console_errors(visit, page_name):
+    assert visit(page_name).console_errors == []
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_nothing_is_fetched_from_another_machine(visit, page_name):
+    record = visit(page_name)
+    assert record.left_localhost == [], "requests that would leave the machine (aborted)"
+    assert record.http_errors == [], "files the page asked for that the build does not have"
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_every_plotly_figure_draws(visit, page_name):
+    record = visit(page_name)
+    assert len(record.figures) >= record.figures_in_html, "figures in the page's HTML are missing from the document"
+    undrawn = [figure for figure in record.figures if not (figure["drawn"] and figure["svgs"] and figure["traces"] and figure["trace_groups"])]
+    assert undrawn == [], f"{len(undrawn)} of {len(record.figures)} figures did not draw"
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_maths_is_typeset(visit, page_name):
+    maths = visit(page_name).maths
+    assert [node["source"] for node in maths if not node["typeset"]] == [], "maths left as TeX source"
+    assert [node["source"] for node in maths if node["error"]] == [], "maths MathJax could not parse"
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_folded_cells_open(visit, page_name):
+    toggles = visit(page_name).toggles
+    assert [toggle for toggle in toggles if not (toggle["open"] and toggle["height"] > 5)] == [], "toggles that show nothing"
+
+
+@pytest.mark.parametrize("page_name", CHAPTERS)
+def test_chapter_folds_its_solutions_and_set_up(visit, page_name):
+    labels = [toggle["label"] for toggle in visit(page_name).toggles]
+    assert labels.count("Show set-up code") == 1, labels
+    assert labels.count("Show solution") >= 1, "a chapter has exercises, each with a folded solution"
+
+
+@pytest.mark.parametrize("page_name", CHAPTERS)
+def test_chapter_links_its_exercise_notebook(visit, page_name):
+    record = visit(page_name)
+    exercise = f"exercises/{CHAPTER.match(page_name)['name']}.ipynb"
+    assert (ROOT / exercise).is_file()
+    assert record.exercise_links and all(link.endswith(exercise) for link in record.exercise_links), record.exercise_links
+    assert any("colab.research.google.com" in link for link in record.exercise_links)
+    assert record.launch_links and all(exercise in link for link in record.launch_links), record.launch_links
+    assert (SCREENSHOTS / f"{CHAPTER.match(page_name)['name']}.png").is_file()
