@@ -71,6 +71,11 @@ CHAPTER = notebook(
         "def square(x):\n    ### BEGIN SOLUTION: multiply\n    return x * x\n    ### END SOLUTION", metadata={"tags": ["hide-input"]}
     ),
     new_code_cell("import plotly.graph_objects as go\n\ngo.Figure(go.Scatter(x=[0, 1, 2], y=[square(v) for v in range(3)]))"),
+    new_code_cell(
+        "import ipywidgets as widgets\nfrom IPython.display import display\n\noutput = widgets.Output()\n"
+        "with output:\n    display(go.Figure(go.Bar(x=[1, 2], y=[2, 1])))\n"
+        'widgets.VBox([widgets.IntSlider(description="$p$"), output])'
+    ),
 )
 
 
@@ -97,7 +102,10 @@ def test_a_good_book_builds_with_everything_local(tmp_path):
     chapter = pages["solutions/01_tiny"]
     assert "_static/vendor/plotly.min.js" in chapter and "_static/vendor/plotly.min.js" not in pages["book/intro"]
     assert "_static/vendor/mathjax/tex-chtml-full.js" in pages["book/intro"]
-    assert chapter.count('class="plotly-graph-div"') == 1
+    assert chapter.count('class="plotly-graph-div"') == 1  # the widget's figure is in its saved state
+    # Saved widget state renders with the local widget manager, bridged to MathJax 3.
+    assert "application/vnd.jupyter.widget-state+json" in chapter and "_static/vendor/jupyter-widgets/embed.js" in chapter
+    assert "MathJax.Hub = {Queue" in chapter and "jupyter-widgets" not in pages["book/intro"]
     # Folded cells: the set-up cell and the solution, each behind its own label.
     assert re.findall(r'class="collapsed admonition-title">([^<]*)<', chapter) == ["Show set-up code", "Show solution"]
     # The chapter leads to its exercise notebook, and so do the theme's launch buttons.
