@@ -124,7 +124,7 @@ def _visit(context, base_url: str, page_name: str) -> PageVisit:
     page.route("**/*", route)
     page.on("console", lambda message: message.type == "error" and result.console_errors.append(message.text))
     page.on("pageerror", lambda error: result.console_errors.append(f"uncaught: {error}"))
-    page.on("response", lambda response: response.status >= 400 and result.http_errors.append(f"{response.status} {response.url}"))
+    page.on("response", lambda reply: reply.status >= 400 and result.http_errors.append(f"{reply.status} {reply.url}"))
     page.goto(base_url + f"{page_name}.html", wait_until="load")
     # MathJax typesets after load; widget managers render on load.
     page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
@@ -183,7 +183,7 @@ def test_nothing_is_fetched_from_another_machine(visit, page_name):
 def test_every_plotly_figure_draws(visit, page_name):
     record = visit(page_name)
     assert len(record.figures) >= record.figures_in_html, "figures in the page's HTML are missing from the document"
-    undrawn = [figure for figure in record.figures if not (figure["drawn"] and figure["svgs"] and figure["traces"] and figure["trace_groups"])]
+    undrawn = [f for f in record.figures if not (f["drawn"] and f["svgs"] and f["traces"] and f["trace_groups"])]
     assert undrawn == [], f"{len(undrawn)} of {len(record.figures)} figures did not draw"
 
 
@@ -197,7 +197,8 @@ def test_maths_is_typeset(visit, page_name):
 @pytest.mark.parametrize("page_name", PAGES)
 def test_folded_cells_open(visit, page_name):
     toggles = visit(page_name).toggles
-    assert [toggle for toggle in toggles if not (toggle["open"] and toggle["height"] > 5)] == [], "toggles that show nothing"
+    shut = [toggle for toggle in toggles if not (toggle["open"] and toggle["height"] > 5)]
+    assert shut == [], "toggles that show nothing when clicked"
 
 
 @pytest.mark.parametrize("page_name", CHAPTERS)
@@ -212,7 +213,8 @@ def test_chapter_links_its_exercise_notebook(visit, page_name):
     record = visit(page_name)
     exercise = f"exercises/{CHAPTER.match(page_name)['name']}.ipynb"
     assert (ROOT / exercise).is_file()
-    assert record.exercise_links and all(link.endswith(exercise) for link in record.exercise_links), record.exercise_links
-    assert any("colab.research.google.com" in link for link in record.exercise_links)
+    links = record.exercise_links
+    assert links and all(link.endswith(exercise) for link in links), links
+    assert any("colab.research.google.com" in link for link in links)
     assert record.launch_links and all(exercise in link for link in record.launch_links), record.launch_links
     assert (SCREENSHOTS / f"{CHAPTER.match(page_name)['name']}.png").is_file()

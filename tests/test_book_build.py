@@ -68,9 +68,10 @@ CHAPTER = notebook(
     new_code_cell(SETUP_CELL),
     new_markdown_cell("## Exercise 1.1: squares"),
     new_code_cell(
-        "def square(x):\n    ### BEGIN SOLUTION: multiply\n    return x * x\n    ### END SOLUTION", metadata={"tags": ["hide-input"]}
+        "def square(x):\n    ### BEGIN SOLUTION: multiply\n    return x * x\n    ### END SOLUTION",
+        metadata={"tags": ["hide-input"]},
     ),
-    new_code_cell("import plotly.graph_objects as go\n\ngo.Figure(go.Scatter(x=[0, 1, 2], y=[square(v) for v in range(3)]))"),
+    new_code_cell("import plotly.graph_objects as go\n\ngo.Figure(go.Scatter(y=[square(n) for n in range(3)]))"),
     new_code_cell(
         "import ipywidgets as widgets\nfrom IPython.display import display\n\noutput = widgets.Output()\n"
         "with output:\n    display(go.Figure(go.Bar(x=[1, 2], y=[2, 1])))\n"
@@ -85,16 +86,18 @@ def test_makefile_builds_with_these_flags():
 
 
 def test_a_good_book_builds_with_everything_local(tmp_path):
-    write_book(tmp_path, {"book/intro": INTRO, "solutions/01_tiny": CHAPTER, "book/references": "# References\n\n```{bibliography}\n```\n"})
+    references = "# References\n\n```{bibliography}\n```\n"
+    write_book(tmp_path, {"book/intro": INTRO, "solutions/01_tiny": CHAPTER, "book/references": references})
     (tmp_path / "exercises").mkdir()
     nbformat.write(CHAPTER, tmp_path / "exercises" / "01_tiny.ipynb")
     result = build(tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     html = tmp_path / "_build" / "html"
-    pages = {name: (html / f"{name}.html").read_text() for name in ("book/intro", "solutions/01_tiny", "book/references")}
+    names = ("book/intro", "solutions/01_tiny", "book/references")
+    pages = {name: (html / f"{name}.html").read_text() for name in names}
     for name, text in pages.items():
-        assert not EXTERNAL_ASSET.findall(text), f"{name} loads something from another site: {EXTERNAL_ASSET.findall(text)}"
+        assert not EXTERNAL_ASSET.findall(text), f"{name} loads from another site: {EXTERNAL_ASSET.findall(text)}"
         assert "THEBE_JS_URL" not in text and "unpkg.com" not in text, f"{name} still configures thebe"
     for vendored in ("plotly.min.js", "mathjax/tex-chtml-full.js", "jupyter-widgets/embed.js"):
         assert (html / "_static" / "vendor" / vendored).is_file(), f"{vendored} was not copied into the build"
@@ -104,7 +107,8 @@ def test_a_good_book_builds_with_everything_local(tmp_path):
     assert "_static/vendor/mathjax/tex-chtml-full.js" in pages["book/intro"]
     assert chapter.count('class="plotly-graph-div"') == 1  # the widget's figure is in its saved state
     # Saved widget state renders with the local widget manager, bridged to MathJax 3.
-    assert "application/vnd.jupyter.widget-state+json" in chapter and "_static/vendor/jupyter-widgets/embed.js" in chapter
+    assert "application/vnd.jupyter.widget-state+json" in chapter
+    assert "_static/vendor/jupyter-widgets/embed.js" in chapter
     assert "MathJax.Hub = {Queue" in chapter and "jupyter-widgets" not in pages["book/intro"]
     # Folded cells: the set-up cell and the solution, each behind its own label.
     assert re.findall(r'class="collapsed admonition-title">([^<]*)<', chapter) == ["Show set-up code", "Show solution"]

@@ -63,7 +63,8 @@ def _add_exercise_box(app, doctree) -> None:
     if path is None:
         return
     if not (Path(app.srcdir) / path).is_file():
-        logger.warning(f"chapter {docname} has no exercise notebook {path}: run `python -m utils.exercises`", location=docname)
+        message = f"chapter {docname} has no exercise notebook {path}: run `python -m utils.exercises`"
+        logger.warning(message, location=docname)
     links = exercise_links(app.config, path)
     paragraph = nodes.paragraph()
     paragraph += nodes.Text("The exercise version of this chapter is ")

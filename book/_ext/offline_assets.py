@@ -9,7 +9,7 @@ copied into `_static/vendor/` of the HTML build after each build. They are delib
 - The ipywidgets HTML manager (`embed.js`, standalone: no require.js, with the woff2 icon fonts its
   stylesheet asks for) renders saved widget state; myst-nb loads it only on pages whose notebook
   saved widget state. It typesets widget labels with the MathJax 2 API (`MathJax.Hub.Queue`), which
-  MathJax 3 lacks, so those pages also get a two-line bridge to MathJax 3's `typesetPromise`.
+  MathJax 3 lacks, so those pages also get a small bridge to MathJax 3's `typesetPromise`.
 - Thebe ("live code" via Binder) is switched off: sphinx-thebe would put an unpkg.com URL on every
   page. Readers who want to run the code use the exercise notebooks (see `chapter_pages`).
 """
@@ -38,7 +38,8 @@ def _use_local_copies(app, config) -> None:
 
 # Installed after the deferred MathJax script has run and before embed.js renders (on "load").
 MATHJAX2_BRIDGE = """document.addEventListener("DOMContentLoaded", () => {
-  if (window.MathJax && window.MathJax.startup && !window.MathJax.Hub) window.MathJax.Hub = {Queue: (...jobs) => jobs.forEach((job) => {
+  if (!window.MathJax || !window.MathJax.startup || window.MathJax.Hub) return;
+  window.MathJax.Hub = {Queue: (...jobs) => jobs.forEach((job) => {
     if (job[0] === "Typeset") MathJax.startup.promise.then(() => MathJax.typesetPromise([job[2]]));
   })};
 });"""
