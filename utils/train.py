@@ -180,7 +180,7 @@ def train_on_dataset(
 
     Args:
         x: `(n_points, feats)`, shared by all instances, or `(n_points, inst, feats)`.
-        snapshot_every: copy the parameters every this many steps (default: about 50 snapshots).
+        snapshot_every: copy the parameters every this many steps (default: about 40 snapshots).
 
     Raises:
         TrainingDivergedError: some instances' loss became NaN or infinite.
@@ -194,7 +194,7 @@ def train_on_dataset(
         )
     device = next(model.parameters()).device
     batch = (x[:, None, :] if x.dim() == 2 else x).expand(-1, n_inst, -1).to(device)
-    snapshot_every = snapshot_every or max(1, steps // 50)
+    snapshot_every = snapshot_every or max(1, steps // 40)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     losses = torch.empty(steps, n_inst)
     snapshot_steps = list(range(0, steps, snapshot_every))

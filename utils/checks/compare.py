@@ -21,7 +21,7 @@ def assert_tensor(actual, name: str, shape: tuple[int, ...], dims: str, dtype: t
 
 
 def _where(index: tuple[int, ...], dims: str) -> str:
-    names = [part.strip() for part in dims.strip("()").split(",")]
+    names = [part.strip() for part in dims.strip("()").split(",") if part.strip()]
     if len(names) != len(index):
         return f"index {index}"
     return ", ".join(f"{n} {i}" for n, i in zip(names, index))

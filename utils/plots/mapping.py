@@ -68,7 +68,7 @@ def plot_data(x: torch.Tensor, title: str = "Data") -> go.Figure:
         raise ValueError(f"x must have shape (n_points, 2), got {tuple(getattr(x, 'shape', ()))}")
     x = x.detach().cpu()
     fig = go.Figure(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=4, opacity=0.5)))
-    fig.update_layout(title=title, width=520, height=500, xaxis_title="x₁", yaxis_title="x₂")
+    fig.update_layout(title=title, height=480, xaxis_title="x₁", yaxis_title="x₂")
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
 
@@ -133,7 +133,6 @@ def plot_mapping(model, x: torch.Tensor, instance: int = 0, title: str = "The ma
     fig.update_yaxes(title_text="x'₂", scaleanchor="x3", scaleratio=1, row=1, col=3)
     fig.update_layout(
         title=f"{title}<br><sub>W = {_vector(W)}, b = {_vector(b)}, loss = {loss:.4f}</sub>",
-        width=980,
         height=430,
         legend=dict(orientation="h", y=-0.25),
     )
@@ -145,7 +144,7 @@ def plot_training_dashboard(
     x: torch.Tensor,
     run: DatasetRun,
     instance: int = 0,
-    n_shown: int = 100,
+    n_shown: int = 80,
     optimum: float | None = None,
     title: str = "Training",
 ) -> go.Figure:
@@ -223,7 +222,6 @@ def plot_training_dashboard(
     animate = dict(frame=dict(duration=120, redraw=False), transition=dict(duration=0), fromcurrent=True, mode="immediate")
     fig.update_layout(
         title=caption(states[0], steps[0]),
-        width=980,
         height=660,
         updatemenus=[
             dict(

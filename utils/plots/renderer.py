@@ -19,10 +19,12 @@ FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 class BookRenderer(MimetypeRenderer):
-    """Figure HTML without the plotly.js library (the page provides it)."""
+    """Figure HTML without the plotly.js library (the page provides it); animations wait for Play."""
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
-        html = pio.to_html(fig_dict, include_plotlyjs=False, full_html=False, config=FIGURE_CONFIG, validate=False)
+        html = pio.to_html(
+            fig_dict, include_plotlyjs=False, full_html=False, config=FIGURE_CONFIG, validate=False, auto_play=False
+        )
         return {"text/html": html}
 
 

@@ -1,0 +1,33 @@
+# `make book` and `make test` set up .venv (if missing) and then build or test. Torch is installed
+# first, on its own: requirements.txt only asks for a range that an installed torch satisfies, so
+# a machine without torch never pulls the multi-GB CUDA build by accident. For a GPU build, install
+# torch into .venv yourself first (see README), or set TORCH_SPEC.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install book test exercises clean
+
+$(INSTALLED): requirements.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(INSTALLED)
+
+book: $(INSTALLED)
+	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
+
+test: book
+	$(PYTHON) -m utils.exercises --check
+	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --nbval solutions
+
+exercises: $(INSTALLED)
+	$(PYTHON) -m utils.exercises
+
+clean:
+	rm -rf _build

@@ -1,0 +1,120 @@
+"""Statistics of the data generators, with fixed seeds and binomial tolerances (5 standard errors)."""
+
+import pytest
+import torch
+
+from utils.data import AnticorrelatedPairs, CorrelatedPairs, HierarchicalPairs, SparseUniform, generate_data
+
+
+def within(observed: float, expected: float, n: int, sigmas: float = 5.0) -> bool:
+    return abs(observed - expected) <= sigmas * (max(expected * (1 - expected), 1 / n) / n) ** 0.5
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_generate_data_law():
+    x = generate_data(50_000, n_features=3, sparsity=0.7, generator=gen())
+    assert x.shape == (50_000, 3) and x.dtype == torch.float32
+    zero = x == 0
+    for feature in range(3):
+        assert within(zero[:, feature].float().mean().item(), 0.7, 50_000)
+    assert within((zero[:, 0] & zero[:, 2]).float().mean().item(), 0.49, 50_000)
+    active = x[~zero]
+    assert 0 < active.min() and active.max() < 1
+    assert abs(active.mean().item() - 0.5) < 5 * (1 / 12 / active.numel()) ** 0.5
+    assert abs((active < 0.25).float().mean().item() - 0.25) < 0.01
+
+
+def test_generate_data_is_reproducible_and_extreme_sparsities():
+    assert torch.equal(generate_data(100, generator=gen(3)), generate_data(100, generator=gen(3)))
+    assert (generate_data(500, sparsity=1.0) == 0).all()
+    assert (generate_data(500, sparsity=0.0) > 0).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(sparsity=1.5), r"sparsity must lie in \[0, 1\]"),
+    (dict(sparsity=-0.1), r"sparsity must lie in \[0, 1\]"),
+    (dict(n_points=0), "n_points must be a positive integer"),
+    (dict(n_features=2.5), "n_features must be a positive integer"),
+])
+def test_generate_data_rejects_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_data(**{"n_points": 10, **kwargs})
+
+
+def test_sparse_uniform_rates_per_instance_and_feature():
+    p = torch.tensor([[0.9, 0.5, 0.1], [0.02, 0.3, 1.0]])
+    x = SparseUniform(p).sample(40_000, gen(1))
+    assert x.shape == (40_000, 2, 3)
+    rate = (x != 0).float().mean(dim=0)
+    for i in range(2):
+        for f in range(3):
+            assert within(rate[i, f].item(), p[i, f].item(), 40_000)
+    active = x[x != 0]
+    assert abs(active.mean().item() - 0.5) < 5 * (1 / 12 / active.numel()) ** 0.5
+
+
+def test_sparse_uniform_signed_range_is_uniform():
+    x = SparseUniform(torch.full((1, 4), 0.5), low=-1.0, high=1.0).sample(40_000, gen(2))
+    active = x[x != 0]
+    assert -1 <= active.min() and active.max() <= 1
+    assert abs(active.mean().item()) < 5 * (1 / 3 / active.numel()) ** 0.5
+    assert abs((active < 0).float().mean().item() - 0.5) < 0.01
+
+
+def test_hierarchical_pairs_marginal_and_conditional_rates():
+    p1, p2 = torch.tensor([0.3, 0.8]), torch.tensor([0.5, 0.1])
+    x = HierarchicalPairs(p1, p2).sample(60_000, gen(3))
+    assert x.shape == (60_000, 2, 2)
+    first, second = x[..., 0] != 0, x[..., 1] != 0
+    assert not (second & ~first).any(), "feature 2 must never be active without feature 1"
+    for i in range(2):
+        n1 = int(first[:, i].sum())
+        assert within(first[:, i].float().mean().item(), p1[i].item(), 60_000)
+        assert within(second[first[:, i], i].float().mean().item(), p2[i].item(), n1)
+    values = x[..., 1][second]
+    assert abs(values.mean().item() - 0.5) < 5 * (1 / 12 / values.numel()) ** 0.5
+
+
+def test_correlated_pairs_activate_together():
+    p = torch.tensor([[0.2, 0.6]])
+    x = CorrelatedPairs(p).sample(40_000, gen(4))
+    assert x.shape == (40_000, 1, 4)
+    active = x != 0
+    assert torch.equal(active[..., 0], active[..., 1]) and torch.equal(active[..., 2], active[..., 3])
+    assert within(active[..., 0].float().mean().item(), 0.2, 40_000)
+    assert within(active[..., 2].float().mean().item(), 0.6, 40_000)
+    both = x[active[..., 2]][:, 2:]
+    assert abs(torch.corrcoef(both.T)[0, 1].item()) < 0.03, "values within a pair are independent"
+
+
+def test_anticorrelated_pairs_never_overlap():
+    p = torch.tensor([[0.1, 0.45]])
+    x = AnticorrelatedPairs(p).sample(40_000, gen(5))
+    active = x != 0
+    assert not (active[..., 0] & active[..., 1]).any() and not (active[..., 2] & active[..., 3]).any()
+    for f, expected in enumerate([0.1, 0.1, 0.45, 0.45]):
+        assert within(active[..., f].float().mean().item(), expected, 40_000)
+    for f in range(4):
+        values = x[..., f][active[..., f]]
+        assert abs(values.mean().item() - 0.5) < 5 * (1 / 12 / values.numel()) ** 0.5
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SparseUniform(torch.tensor([[1.2]])), r"feature_probability must lie in \[0, 1\]"),
+    (lambda: SparseUniform(torch.tensor([0.5])), r"feature_probability must have shape \(inst, feats\)"),
+    (lambda: SparseUniform(torch.tensor([[0.5]]), low=1.0, high=0.0), "low < high"),
+    (lambda: HierarchicalPairs(torch.tensor([0.5]), torch.tensor([0.5, 0.5])), r"shape \(inst,\)"),
+    (lambda: HierarchicalPairs(torch.tensor([0.5]), torch.tensor([float("nan")])), "p_feature2_given_1 must lie"),
+    (lambda: AnticorrelatedPairs(torch.tensor([[0.6]])), r"feature_probability <= 0.5"),
+])
+def test_laws_reject_bad_input(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_sample_rejects_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        SparseUniform(torch.tensor([[0.5]])).sample(0)

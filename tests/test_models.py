@@ -1,0 +1,150 @@
+"""Shapes, broadcasting, forward passes and losses of the toy models, against hand computation."""
+
+import pytest
+import torch
+
+from utils.data import HierarchicalPairs
+from utils.models import (
+    LinearToyModel,
+    NeuronComputationModel,
+    NeuronModel,
+    ReluComputationModel,
+    ToyModel,
+    ToyModelConfig,
+)
+
+CFG = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
+
+
+def test_parameter_shapes_have_instances_first():
+    model = ToyModel(CFG, device="cpu")
+    assert model.W.shape == (3, 2, 4) and model.b_final.shape == (3, 4)
+    computation = NeuronComputationModel(CFG, device="cpu")
+    assert computation.W1.shape == (3, 2, 4) and computation.W2.shape == (3, 4, 2)
+    mlp = ReluComputationModel(CFG, device="cpu")
+    assert mlp.W_in.shape == (3, 2, 4) and mlp.W_out.shape == (3, 4, 2)
+    assert [name for name, _ in mlp.named_parameters()] == ["W_in", "W_out"], "no biases"
+
+
+@pytest.mark.parametrize("value, expected_row", [
+    (0.5, [0.5, 0.5, 0.5, 0.5]),
+    (torch.tensor([0.1, 0.2, 0.3, 0.4]), [0.1, 0.2, 0.3, 0.4]),
+])
+def test_feature_probability_broadcasts_over_instances(value, expected_row):
+    model = ToyModel(CFG, feature_probability=value, device="cpu")
+    assert model.feature_probability.shape == (3, 4)
+    assert torch.allclose(model.feature_probability, torch.tensor(expected_row).expand(3, 4))
+
+
+def test_per_instance_values_broadcast_along_features():
+    p = torch.tensor([[1.0], [0.1], [0.01]])
+    model = ToyModel(CFG, feature_probability=p, importance=0.9 ** torch.arange(4.0), device="cpu")
+    assert torch.allclose(model.feature_probability[:, 3], p[:, 0])
+    assert torch.allclose(model.importance[2], 0.9 ** torch.arange(4.0))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(importance=torch.ones(5)), ValueError, r"importance has shape \(5,\), which does not broadcast to \(inst, feats\) = \(3, 4\)"),
+    (dict(importance=-1.0), ValueError, "importance must be non-negative"),
+    (dict(feature_probability=1.5), ValueError, r"feature_probability must lie in \[0, 1\]"),
+    (dict(feature_probability=torch.ones(2, 4)), ValueError, "feature_probability has shape"),
+    (dict(importance=float("nan")), ValueError, "importance must be finite"),
+    (dict(device="cuda:7"), ValueError, "is not available"),
+    (dict(feature_probability=0.5, data=HierarchicalPairs(torch.ones(3), torch.ones(3))), ValueError, "not both"),
+])
+def test_bad_configuration_is_rejected(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ToyModel(CFG, **{"device": "cpu", **kwargs})
+
+
+def test_config_and_data_law_sizes_are_checked():
+    with pytest.raises(ValueError, match="d_hidden must be a positive integer"):
+        ToyModelConfig(n_inst=1, n_features=2, d_hidden=0)
+    with pytest.raises(ValueError, match=r"the data law makes \(inst, feats\) = \(2, 2\)"):
+        ToyModel(ToyModelConfig(3, 2, 1), data=HierarchicalPairs(torch.ones(2), torch.ones(2)), device="cpu")
+
+
+def test_forward_rejects_wrong_input_shape():
+    model = ToyModel(CFG, device="cpu")
+    with pytest.raises(ValueError, match=r"expected \(\.\.\., inst, feats\) = \(\.\.\., 3, 4\)"):
+        model(torch.zeros(5, 4, 3))
+
+
+def test_seed_fixes_initial_weights():
+    a, b = ToyModel(CFG, seed=7, device="cpu"), ToyModel(CFG, seed=7, device="cpu")
+    assert torch.equal(a.W, b.W)
+    assert not torch.equal(a.W, ToyModel(CFG, seed=8, device="cpu").W)
+
+
+def _hand_toy(W, b, x, relu_hidden=False, relu_out=True):
+    """Loops over batch and instances: x' = act(Wᵀ act_h(W x) + b)."""
+    out = torch.empty_like(x)
+    for n in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            h = W[i] @ x[n, i]
+            h = torch.relu(h) if relu_hidden else h
+            y = W[i].T @ h + b[i]
+            out[n, i] = torch.relu(y) if relu_out else y
+    return out
+
+
+@pytest.mark.parametrize("cls, relu_hidden, relu_out", [
+    (ToyModel, False, True),
+    (LinearToyModel, False, False),
+    (NeuronModel, True, True),
+])
+def test_tied_models_forward_matches_hand_computation(cls, relu_hidden, relu_out):
+    model = cls(CFG, seed=0, device="cpu")
+    with torch.no_grad():
+        model.b_final.normal_()
+    x = torch.rand(5, 3, 4)
+    expected = _hand_toy(model.W.detach(), model.b_final.detach(), x, relu_hidden, relu_out)
+    assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+def test_untied_models_forward_matches_hand_computation():
+    x = torch.rand(5, 3, 4) * 2 - 1
+    model = NeuronComputationModel(CFG, seed=0, device="cpu")
+    W1, W2, b = model.W1.detach(), model.W2.detach(), model.b_final.detach()
+    expected = torch.stack([torch.stack([torch.relu(W2[i] @ torch.relu(W1[i] @ x[n, i]) + b[i]) for i in range(3)]) for n in range(5)])
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    mlp = ReluComputationModel(CFG, seed=0, device="cpu")
+    W_in, W_out = mlp.W_in.detach(), mlp.W_out.detach()
+    expected = torch.stack([torch.stack([W_out[i] @ torch.relu(W_in[i] @ x[n, i]) for i in range(3)]) for n in range(5)])
+    assert torch.allclose(mlp(x), expected, atol=1e-6)
+
+
+def test_reconstruction_loss_matches_hand_computation():
+    importance = torch.tensor([1.0, 0.5, 0.25, 0.0])
+    model = ToyModel(CFG, importance=importance, device="cpu")
+    out, batch = torch.rand(6, 3, 4), torch.rand(6, 3, 4)
+    expected = torch.tensor([
+        sum(importance[f] * (out[n, i, f] - batch[n, i, f]) ** 2 for n in range(6) for f in range(4)) / 24 for i in range(3)
+    ])
+    assert torch.allclose(model.loss_per_instance(out, batch), expected, atol=1e-6)
+    assert torch.allclose(model.calculate_loss(out, batch), expected.sum(), atol=1e-6)
+
+
+def test_computation_targets_and_lp_loss():
+    batch = torch.tensor([[[-0.5, 0.25]]])
+    out = torch.tensor([[[0.2, 0.0]]])
+    abs_model = NeuronComputationModel(ToyModelConfig(1, 2, 1), device="cpu")
+    assert torch.allclose(abs_model.loss_per_instance(out, batch), torch.tensor([((0.5 - 0.2) ** 2 + 0.25**2) / 2]))
+    l4 = ReluComputationModel(ToyModelConfig(1, 2, 1), loss_power=4, device="cpu")
+    assert torch.allclose(l4.loss_per_instance(out, batch), torch.tensor([(0.2**4 + 0.25**4) / 2]))
+    with pytest.raises(ValueError, match="loss_power must be >= 1"):
+        ReluComputationModel(CFG, loss_power=0.5, device="cpu")
+
+
+def test_computation_models_draw_signed_values():
+    model = NeuronComputationModel(CFG, feature_probability=1.0, device="cpu", seed=1)
+    batch = model.generate_batch(2000)
+    assert batch.shape == (2000, 3, 4)
+    assert batch.min() < -0.9 and batch.max() > 0.9
+    assert abs((batch < 0).float().mean().item() - 0.5) < 0.03
+
+
+def test_model_data_stream_is_reproducible_with_a_seed():
+    a = ToyModel(CFG, feature_probability=0.3, seed=5, device="cpu").generate_batch(10)
+    b = ToyModel(CFG, feature_probability=0.3, seed=5, device="cpu").generate_batch(10)
+    assert torch.equal(a, b)
