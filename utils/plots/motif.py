@@ -66,7 +66,7 @@ def plot_weight_distributions(
     fig.update_xaxes(type="log", title_text="|weight| (entries below 1e-4 in the first bin)")
     fig.update_yaxes(type="log", title_text="fraction of entries", col=1)
     fig.update_yaxes(type="log", col=2)
-    fig.update_layout(title=title, height=420, width=1000, legend=dict(title="instances"))
+    fig.update_layout(title=title, height=420, legend=dict(title="instances"))
     return fig
 
 
@@ -116,7 +116,6 @@ def plot_asymmetry(W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThreshol
         xaxis_title="log₂ |W1[n, i]| / |W1[n, j]|  (i stored louder)",
         yaxis_title="log₂ W2[j, n] / W2[i, n]  (j read out louder)",
         height=480,
-        width=720,
     )
     return fig
 
@@ -149,7 +148,7 @@ def plot_motif_frequency(table: pd.DataFrame, x: str, colour: str, title: str | 
                 "<br>frequency %{y:.2f}<extra></extra>",
             )
         )
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title="fraction of instances with the motif", height=420, width=720)
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title="fraction of instances with the motif", height=420)
     fig.update_yaxes(range=[-0.03, 1.03])
     return fig
 
@@ -180,7 +179,7 @@ def plot_motif_trace(trace: pd.DataFrame, title: str | None = None) -> go.Figure
                 1,
                 col,
             )
-    fig.update_layout(barmode="relative", title=title, height=440, width=980)
+    fig.update_layout(barmode="relative", title=title, height=440)
     fig.update_yaxes(zeroline=True, zerolinecolor="black")
     return fig
 
@@ -199,7 +198,7 @@ def plot_ablation(results: pd.DataFrame, title: str | None = None) -> go.Figure:
                    marker=dict(color=colour, size=4), line=dict(color=colour),
                    customdata=results["instance"], hovertemplate="instance %{customdata}<br>loss %{y:.3g}<extra></extra>")
         )
-    fig.update_layout(title=title, yaxis_title="loss on inputs with only x_i active (log scale)", height=440, width=720,
+    fig.update_layout(title=title, yaxis_title="loss on inputs with only x_i active (log scale)", height=440,
                       showlegend=False)
     fig.update_yaxes(type="log")
     return fig
