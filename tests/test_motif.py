@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from utils import motif as motif_module
 from utils.models import NeuronComputationModel
 from utils.motif import (
     Motif,
@@ -166,3 +167,46 @@ def test_model_with_weights_copies_and_checks():
     assert W1.abs().sum() > 0
     with pytest.raises(ValueError, match=r"b_final must have shape \(inst, feats\) = \(1, 3\)"):
         model_with_weights(W1, W2, torch.zeros(3))
+
+
+def test_wilson_interval_matches_published_values():
+    low, high = motif_module.wilson_interval(torch.tensor([0, 5, 10]), torch.tensor([10, 10, 10]))
+    assert low.tolist() == pytest.approx([0.0, 0.2366, 0.7225], abs=1e-4)
+    assert high.tolist() == pytest.approx([0.2775, 0.7634, 1.0], abs=1e-4)
+    with pytest.raises(ValueError, match="0 <= successes <= trials"):
+        motif_module.wilson_interval(torch.tensor([3]), torch.tensor([2]))
+
+
+def test_frequency_table_counts_each_group():
+    has = torch.tensor([True, False, True, True, False, False])
+    p = torch.tensor([0.1, 0.1, 0.2, 0.2, 0.1, 0.2])
+    decay = torch.tensor([0.7, 0.7, 0.7, 0.7, 0.8, 0.8])
+    table = motif_module.frequency_table(has, p=p, decay=decay)
+    assert table["p"].tolist() == pytest.approx([0.1, 0.1, 0.2, 0.2])
+    assert table["decay"].tolist() == pytest.approx([0.7, 0.8, 0.7, 0.8])
+    assert table["instances"].tolist() == [2, 1, 2, 1]
+    assert table["with motif"].tolist() == [1, 0, 2, 0]
+    assert table["frequency"].tolist() == [0.5, 0.0, 1.0, 0.0]
+    assert ((table["low"] <= table["frequency"]) & (table["frequency"] <= table["high"])).all()
+    assert motif_module.frequency_table(has, p=p)["with motif"].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="has_motif must be a bool tensor"):
+        motif_module.frequency_table(has.float(), p=p)
+    with pytest.raises(ValueError, match=r"label p must be a tensor of shape \(inst,\) = \(6,\)"):
+        motif_module.frequency_table(has, p=p[:3])
+    with pytest.raises(ValueError, match="at least one label"):
+        motif_module.frequency_table(has)
+
+
+def test_ablation_study_on_the_hand_built_motif():
+    model = hand_model()
+    found = find_motifs(model.W1, model.W2)
+    results = motif_module.ablation_study(model, found, batch_size=20_000, n_controls=40, seed=1)
+    (row,) = results.to_dict("records")
+    assert (row["instance"], row["neuron"], row["i"], row["j"], row["inhibitors"]) == (0, 0, 0, 1, 1)
+    assert row["loss intact"] == pytest.approx(0.0, abs=1e-12)
+    # no inhibitor: x_0 > 0 leaks 4 x_0 into output 1; E[16 ReLU(x)²] / 3 features = 16 / 6 / 3
+    assert row["loss without inhibitors"] == pytest.approx(16 / 18, rel=0.03)
+    # control: neuron 2 (ReLU(-x_0), loss E[ReLU(-x)²] / 3 = 1/18) or neuron 3 (unused here, loss 0), half the time each
+    assert row["loss, control"] == pytest.approx(1 / 36, rel=0.3)
+    with pytest.raises(ValueError, match="at most one motif per instance"):
+        motif_module.ablation_study(model, found * 2)
