@@ -98,7 +98,6 @@ def plot_features_in_Nd_discrete(
         barmode="relative",
         title=title,
         height=560,
-        width=max(700, 190 * n_inst + 150),
         bargap=0.15,
         legend=dict(title="feature", tracegroupgap=0),
     )
