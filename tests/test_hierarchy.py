@@ -1,0 +1,119 @@
+"""Chapter 3's library: the sweep's layout and metrics, a small sweep, exact optima, and the checks."""
+
+import math
+
+import pytest
+import torch
+
+from utils import checks
+from utils.data import HierarchicalPairs
+from utils.hierarchy import hierarchical_sweep, phase_metrics, sweep_grid
+from utils.optima import hierarchical_expected_loss, hierarchical_optimum
+
+
+def test_sweep_grid_orders_seed_fastest():
+    p1, q, importance = sweep_grid([0.1, 0.9], torch.tensor([0.5, 2.0]), torch.tensor([0.01, 0.1, 1.0]), n_seeds=2)
+    assert p1.shape == q.shape == (24,) and importance.shape == (24, 2)
+    assert p1[:12].eq(0.1).all() and p1[12:].eq(0.9).all()
+    assert q[:4].eq(0.01).all() and q[4:8].eq(0.1).all()
+    assert importance[:, 0].eq(1).all()
+    assert importance[:4, 1].tolist() == [0.5, 0.5, 2.0, 2.0]
+
+
+def test_phase_metrics_by_hand():
+    W = torch.tensor([[[1.0, -1.25]], [[0.0, 0.8]], [[0.6, 0.0]]])
+    norm, superposition = phase_metrics(W)
+    assert torch.allclose(norm, torch.tensor([1.25, 0.8, 0.0]))
+    assert torch.allclose(superposition, torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_small_sweep_shapes_and_clear_cut_regions():
+    importance, conditional = torch.tensor([0.1, 10.0]), torch.tensor([0.03, 1.0])
+    result = hierarchical_sweep([0.9], importance, conditional, n_seeds=4, steps=600, progress=False)
+    assert result.norm.shape == (1, 2, 2) and result.W.shape == (1, 2, 2, 4, 2) and result.model_loss.shape == (1, 2, 2, 4)
+    # An unimportant child is dropped; an important, frequent child takes the dimension alone.
+    # (Both held for every seed of the full sweep; margins are wide.)
+    assert result.norm[0, 0, 0] < 0.2
+    assert result.norm[0, 1, 1] > 0.8 and result.superposition[0, 1, 1] < 0.2
+
+
+def test_mean_over_models_is_a_huge_weight_decay():
+    """The seed's trap: averaging the loss over N models = summing it with weight decay N times larger."""
+    importance, conditional = torch.tensor([1.0, 3.0]), torch.tensor([0.1, 0.5])
+    healthy = hierarchical_sweep([0.5], importance, conditional, n_seeds=4, steps=400, progress=False)
+    trapped = hierarchical_sweep([0.5], importance, conditional, n_seeds=4, steps=400, weight_decay=1e-4 * 16_000, progress=False)
+    assert healthy.W.abs().amax(dim=-1).min() > 0.5  # every model represents a feature
+    assert trapped.W.abs().max() < 0.1
+
+
+def test_expected_loss_matches_monte_carlo():
+    generator = torch.Generator().manual_seed(0)
+    W, b = torch.randn(3, 2, generator=generator, dtype=torch.float64), 0.2 * torch.randn(3, 2, generator=generator, dtype=torch.float64)
+    p1, q = torch.tensor([0.3, 0.9, 0.6], dtype=torch.float64), torch.tensor([0.5, 0.1, 1.0], dtype=torch.float64)
+    importance = torch.tensor([[1.0, 2.0], [1.0, 0.5], [1.0, 1.0]], dtype=torch.float64)
+    exact = hierarchical_expected_loss(W, b, p1, q, importance, n_grid=256)
+    x = HierarchicalPairs(p1.float(), q.float()).sample(400_000, generator).double()  # (batch, 3, 2)
+    out = torch.relu(torch.einsum("nk,kf->nkf", (x * W).sum(-1), W) + b)
+    errors = ((out - x) ** 2 * importance).mean(-1)
+    estimate, stderr = errors.mean(0), errors.std(0) / math.sqrt(len(x))
+    assert ((exact - estimate).abs() < 5 * stderr).all(), (exact, estimate, stderr)
+
+
+def test_coactive_features_share_the_principal_direction():
+    optimum = hierarchical_optimum(torch.tensor([0.1]), torch.tensor([1.0]), torch.tensor([1.0]), n_starts=8, steps=600)
+    # Always active together, equal importance: W along (1, 1)/√2, and the loss of the linear answer,
+    # p1 · Var / 2 = 0.1 / 24 (the ReLU gains nothing when the features never appear alone).
+    assert math.isclose(optimum.loss.item(), 0.1 / 24, rel_tol=0.01)
+    assert torch.allclose(optimum.W[0].abs(), torch.full((2,), 2**-0.5, dtype=torch.float64), atol=0.02)
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+def reference_batch(batch_size, p1, q):
+    return HierarchicalPairs(p1, q).sample(batch_size)
+
+
+def unconditional_child(batch_size, p1, q):
+    u = torch.rand(batch_size, p1.numel(), 2)
+    parent = u[..., 0] < p1
+    child = parent & (u[..., 1] < q * p1)
+    return torch.stack([torch.where(parent, torch.rand_like(u[..., 0]), 0.0), torch.where(child, torch.rand_like(u[..., 0]), 0.0)], -1)
+
+
+def orphan_child(batch_size, p1, q):
+    u = torch.rand(batch_size, p1.numel(), 2)
+    return torch.where(u < torch.stack([p1, p1 * q], -1), torch.rand_like(u), 0.0)
+
+
+def test_hierarchical_batch_check(capsys):
+    checks.check_hierarchical_batch(reference_batch)
+    assert "all checks passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="rate of feature 2 among samples with feature 1, instance 0"):
+        checks.check_hierarchical_batch(unconditional_child)
+    with pytest.raises(AssertionError, match="feature 2 is active without feature 1"):
+        checks.check_hierarchical_batch(orphan_child)
+    with pytest.raises(AssertionError, match=r"shape \(40000, 2, 3\)"):
+        checks.check_hierarchical_batch(lambda n, p1, q: reference_batch(n, p1, q).transpose(1, 2))
+
+
+def test_sweep_grid_check():
+    checks.check_sweep_grid(sweep_grid)
+
+    def importance_fastest(p_feature1, importance_axis, conditional_axis, n_seeds):
+        p1, q, imp = sweep_grid(p_feature1, importance_axis, conditional_axis, n_seeds)
+        order = torch.arange(p1.numel()).reshape(len(p_feature1), conditional_axis.numel(), importance_axis.numel(), n_seeds)
+        order = order.transpose(2, 3).reshape(-1)
+        return p1[order], q[order], imp[order]
+
+    with pytest.raises(AssertionError, match="importance is wrong at inst 1.*seed varying fastest"):
+        checks.check_sweep_grid(importance_fastest)
+
+
+def test_phase_metrics_check():
+    checks.check_phase_metrics(phase_metrics)
+    cosine_squared = lambda W: (W[:, 0, 1].abs(), (W[:, 0, 0] * W[:, 0, 1]) ** 2 / (W[:, 0] ** 2).sum(-1))  # noqa: E731
+    with pytest.raises(AssertionError, match="contains NaN"):
+        checks.check_phase_metrics(cosine_squared)
+    unsquared = lambda W: (W[:, 0, 1].abs(), W[:, 0, 0] * torch.sign(W[:, 0, 1]))  # noqa: E731
+    with pytest.raises(AssertionError, match=r"superposition of feature 2 is wrong at inst 0"):
+        checks.check_phase_metrics(unsquared)

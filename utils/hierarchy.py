@@ -1,0 +1,108 @@
+"""Phase-diagram sweeps for two hierarchical features in one hidden dimension (chapter 3).
+
+Feature 1 (the parent) is active with probability p1; feature 2 (the child) is active with
+probability q = p(feature 2 | feature 1) when feature 1 is, and never otherwise. A sweep trains one
+tied ReLU model x' = ReLU(WᵀWx + b) per (importance of feature 2, q, seed) in a single batched run
+and reads off, per model, the child's norm ‖W₂‖, its superposition with the parent (Ŵ₂·W₁)², and
+the evaluation loss; seeds are then averaged with the worst one dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from utils.data import HierarchicalPairs, SparseUniform
+from utils.device import get_device
+from utils.metrics import feature_norms, interference
+from utils.models import ToyModel, ToyModelConfig
+from utils.train import drop_worst_mean, evaluate, optimize
+
+
+@dataclass
+class SweepResult:
+    """A sweep's measurements, panel by panel (one panel per p1).
+
+    Averaged over seeds without the worst (`(panels, ny, nx)`, row = conditional probability,
+    column = importance): `norm`, `superposition`, `loss`. Per model (`(panels, ny, nx, seeds, ...)`):
+    `W` (..., 2) and `b` (..., 2), the trained weights, and `model_loss` (...,), the evaluation losses.
+    """
+
+    p_feature1: torch.Tensor
+    importance_axis: torch.Tensor
+    conditional_axis: torch.Tensor
+    norm: torch.Tensor
+    superposition: torch.Tensor
+    loss: torch.Tensor
+    W: torch.Tensor
+    b: torch.Tensor
+    model_loss: torch.Tensor
+
+
+def sweep_grid(
+    p_feature1: Sequence[float], importance_axis: torch.Tensor, conditional_axis: torch.Tensor, n_seeds: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-instance settings, ordered (p1, conditional, importance, seed) with the seed fastest.
+
+    Returns:
+        p1 `(inst,)`, conditional `(inst,)`, importance `(inst, 2)` with feature 1's importance 1.
+    """
+    p1 = torch.as_tensor(p_feature1, dtype=torch.float32)
+    grid_p1, grid_q, grid_i = torch.meshgrid(p1, conditional_axis.float(), importance_axis.float(), indexing="ij")
+    expand = lambda t: t.reshape(-1).repeat_interleave(n_seeds)  # noqa: E731
+    importance = torch.stack([torch.ones_like(expand(grid_i)), expand(grid_i)], dim=-1)
+    return expand(grid_p1), expand(grid_q), importance
+
+
+def phase_metrics(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The child's norm ‖W₂‖ and superposition (Ŵ₂·W₁)²: `(inst, 1, 2) -> (inst,), (inst,)`."""
+    return feature_norms(W)[:, 1], interference(W)[:, 1]
+
+
+def hierarchical_sweep(
+    p_feature1: Sequence[float],
+    importance_axis: torch.Tensor,
+    conditional_axis: torch.Tensor,
+    n_seeds: int = 10,
+    steps: int = 800,
+    batch_size: int = 256,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-4,
+    eval_samples: int = 4096,
+    independent: bool = False,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Train every (p1, conditional, importance, seed) model at once and measure the child feature.
+
+    Args:
+        importance_axis: `(nx,)` importances of feature 2 (feature 1's is 1).
+        conditional_axis: `(ny,)` probabilities of feature 2 given feature 1.
+        independent: train on independent features with the same marginal probabilities (p1 and
+            p1·q) instead, to separate the effect of the hierarchy from that of rarity.
+    """
+    device = get_device(device)
+    p1, q, importance = (t.to(device) for t in sweep_grid(p_feature1, importance_axis, conditional_axis, n_seeds))
+    data = SparseUniform(torch.stack([p1, p1 * q], dim=-1)) if independent else HierarchicalPairs(p1, q)
+    cfg = ToyModelConfig(n_inst=p1.numel(), n_features=2, d_hidden=1)
+    model = ToyModel(cfg, importance=importance, data=data, device=device, seed=seed)
+    optimize(model, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, progress=progress)
+    losses = evaluate(model, n_samples=eval_samples, generator=torch.Generator(device).manual_seed(seed + 1))
+    W = model.W.detach().cpu()
+    norm, superposition = phase_metrics(W)
+    shape = (len(p_feature1), conditional_axis.numel(), importance_axis.numel())
+    average = lambda v: drop_worst_mean(v, losses, n_seeds).reshape(shape)  # noqa: E731
+    return SweepResult(
+        p_feature1=torch.as_tensor(p_feature1, dtype=torch.float32),
+        importance_axis=importance_axis.float(),
+        conditional_axis=conditional_axis.float(),
+        norm=average(norm),
+        superposition=average(superposition),
+        loss=average(losses),
+        W=W[:, 0].reshape(*shape, n_seeds, 2),
+        b=model.b_final.detach().cpu().reshape(*shape, n_seeds, 2),
+        model_loss=losses.reshape(*shape, n_seeds),
+    )
