@@ -3,6 +3,7 @@
 Chapter 1 uses `generate_data`, a plain `(n_points, n_features)` sample. Every batched model holds a
 *feature law* (`SparseUniform`, `HierarchicalPairs`, `CorrelatedPairs`, `AnticorrelatedPairs`) whose
 `sample(batch_size)` returns `(batch, inst, feats)`, one independent data stream per model instance.
+`FixedDataset` instead draws minibatches from a finite sample drawn once (training on a dataset).
 
 The batched laws draw one uniform number `u` per feature (or pair) and use it twice: the feature is
 active when `u < p`, and its value is `u / p`, which given `u < p` is again uniform on [0, 1). That is
@@ -168,4 +169,38 @@ class AnticorrelatedPairs:
         return torch.stack([first, second], dim=-1).flatten(-2)
 
 
-FeatureLaw = SparseUniform | HierarchicalPairs | CorrelatedPairs | AnticorrelatedPairs
+class FixedDataset:
+    """A finite dataset drawn once; each batch is `batch_size` of its points, drawn with replacement.
+
+    Training on it instead of on fresh samples is training on a fixed dataset with minibatches.
+
+    Args:
+        points: `(n_points, inst, feats)` (each instance its own dataset) or `(n_points, feats)`
+            (shared), e.g. `SparseUniform(...).sample(n_points)`.
+        n_inst: the number of instances when `points` is shared.
+    """
+
+    def __init__(self, points: torch.Tensor, n_inst: int | None = None):
+        if not isinstance(points, torch.Tensor) or points.dim() not in (2, 3) or 0 in points.shape:
+            raise ValueError(
+                "points must be a non-empty tensor of shape (n_points, inst, feats) or (n_points, feats), got "
+                f"{tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__}"
+            )
+        if points.dim() == 2:
+            if n_inst is None:
+                raise ValueError("shared points (n_points, feats) need n_inst, the number of model instances")
+            check_positive_int(n_inst, "n_inst")
+            points = points[:, None, :].expand(-1, n_inst, -1)
+        elif n_inst is not None and n_inst != points.shape[1]:
+            raise ValueError(f"points has {points.shape[1]} instances but n_inst={n_inst}")
+        self.points = points.float()
+        self.n_points, self.n_inst, self.n_features = self.points.shape
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A batch `(batch, inst, feats)` of stored points (the same rows for every instance)."""
+        check_positive_int(batch_size, "batch_size")
+        rows = torch.randint(self.n_points, (batch_size,), device=self.points.device, generator=generator)
+        return self.points[rows]
+
+
+FeatureLaw = SparseUniform | HierarchicalPairs | CorrelatedPairs | AnticorrelatedPairs | FixedDataset

@@ -1,6 +1,17 @@
-"""Every figure in the book (plotly only); each function returns a `go.Figure` and never modifies its inputs."""
+"""Every figure in the book (plotly only); each function returns a `go.Figure` and never modifies its inputs.
 
+One module per family of figures; everything is re-exported here, so notebooks call `plots.plot_...`.
+"""
+
+# ruff: noqa: F401
+from utils.plots.curves import plot_curves
 from utils.plots.discrete import plot_features_in_Nd_discrete
+from utils.plots.features import (
+    plot_cosine_similarities,
+    plot_feature_geometry,
+    plot_features_in_2d,
+    plot_features_in_Nd,
+)
 from utils.plots.landscape import plot_direction_landscape
 from utils.plots.mapping import plot_data, plot_mapping, plot_training_dashboard
 from utils.plots.motif import (
@@ -10,18 +21,5 @@ from utils.plots.motif import (
     plot_motif_trace,
     plot_weight_distributions,
 )
+from utils.plots.phase import phase_colours, plot_phase_diagram
 from utils.plots.renderer import configure_plotly_renderer
-
-__all__ = [
-    "configure_plotly_renderer",
-    "plot_ablation",
-    "plot_asymmetry",
-    "plot_data",
-    "plot_direction_landscape",
-    "plot_features_in_Nd_discrete",
-    "plot_mapping",
-    "plot_motif_frequency",
-    "plot_motif_trace",
-    "plot_training_dashboard",
-    "plot_weight_distributions",
-]

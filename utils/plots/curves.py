@@ -1,0 +1,53 @@
+"""Line plots of a few named curves over a shared horizontal axis (loss histories, loss against a
+parameter), with optional horizontal reference lines."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import torch
+from plotly.colors import qualitative
+
+
+def plot_curves(
+    x: torch.Tensor,
+    curves: dict[str, torch.Tensor],
+    x_title: str = "x",
+    y_title: str = "y",
+    title: str = "",
+    log_x: bool = False,
+    log_y: bool = False,
+    references: dict[str, float] | None = None,
+    width: int = 760,
+    height: int = 440,
+) -> go.Figure:
+    """One line per entry of `curves` over `x`.
+
+    Args:
+        x: `(n,)` the horizontal positions.
+        curves: name -> `(n,)` values (NaN leaves a gap).
+        references: name -> a constant drawn as a dashed horizontal line (e.g. a known optimum).
+    """
+    x = torch.as_tensor(x).detach().double().cpu().flatten()
+    if not curves:
+        raise ValueError("curves must hold at least one named curve")
+    fig = go.Figure()
+    for index, (name, values) in enumerate(curves.items()):
+        values = torch.as_tensor(values).detach().double().cpu().flatten()
+        if values.shape != x.shape:
+            raise ValueError(f"curve {name!r} has {values.numel()} values but x has {x.numel()}")
+        colour = qualitative.Plotly[index % len(qualitative.Plotly)]
+        fig.add_trace(
+            go.Scatter(
+                x=x.tolist(), y=values.tolist(), mode="lines+markers" if x.numel() <= 40 else "lines", name=name,
+                line=dict(color=colour, width=2), hovertemplate=f"{name}<br>{x_title} = %{{x:.4g}}<br>{y_title} = %{{y:.4g}}<extra></extra>",
+            )
+        )
+    for index, (name, value) in enumerate((references or {}).items()):
+        fig.add_hline(y=float(value), line=dict(color="grey", dash=["dash", "dot", "dashdot"][index % 3]),
+                      annotation_text=name, annotation_position="top left")
+    fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
+    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
+    fig.update_layout(title=title, width=width, height=height, plot_bgcolor="white", legend=dict(x=1.02, y=1))
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    return fig

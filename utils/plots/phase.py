@@ -1,0 +1,240 @@
+"""The phase-diagram figure (chapters 2 and 3): panels over two log axes, each cell coloured by a
+two-variable colour map of a feature's norm and its superposition, with a legend square for the map.
+
+The colour of a cell blends four corner colours bilinearly:
+
+| | superposition 0 | superposition ≥ `superposition_max` |
+| --- | --- | --- |
+| norm ≥ `norm_max` | blue: the feature has a direction of its own | red: it shares its direction |
+| norm 0 | pale grey: not represented | pale rose: not represented |
+
+so the three regions of a phase diagram (not represented, own dimension, superposition) read as
+grey, blue and red, and an averaged cell that mixes regions shows as an in-between colour.
+"""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+CORNER_COLOURS = {
+    # (norm high?, superposition high?) -> RGB in [0, 1]
+    (True, False): (0.16, 0.30, 0.80),
+    (True, True): (0.84, 0.15, 0.20),
+    (False, False): (0.90, 0.91, 0.93),
+    (False, True): (0.96, 0.90, 0.91),
+}
+REGION_LABELS = ("not represented", "own dimension", "superposition")
+"""Names of the legend square's bottom edge, top-left and top-right corners."""
+
+
+def phase_colours(
+    norm: torch.Tensor, superposition: torch.Tensor, norm_max: float = 1.0, superposition_max: float = 1.0
+) -> torch.Tensor:
+    """RGB colours in [0, 1] for per-cell metrics: `(...)` and `(...)` -> `(..., 3)`.
+
+    Each metric is divided by its maximum and clipped to [0, 1] before blending the corner colours.
+    """
+    if not (isinstance(norm, torch.Tensor) and isinstance(superposition, torch.Tensor)):
+        raise TypeError("norm and superposition must be torch tensors")
+    if norm.shape != superposition.shape:
+        raise ValueError(f"norm and superposition must have the same shape, got {tuple(norm.shape)} and {tuple(superposition.shape)}")
+    if not (norm_max > 0 and superposition_max > 0):
+        raise ValueError(f"norm_max and superposition_max must be positive, got {norm_max} and {superposition_max}")
+    n = (norm.detach().float().cpu() / norm_max).nan_to_num(0.0).clamp(0.0, 1.0)[..., None]
+    s = (superposition.detach().float().cpu() / superposition_max).nan_to_num(0.0).clamp(0.0, 1.0)[..., None]
+    corner = {key: torch.tensor(value) for key, value in CORNER_COLOURS.items()}
+    return (
+        n * (1 - s) * corner[True, False]
+        + n * s * corner[True, True]
+        + (1 - n) * (1 - s) * corner[False, False]
+        + (1 - n) * s * corner[False, True]
+    )
+
+
+def _css(rgb: torch.Tensor) -> list[str]:
+    return [f"rgb({r},{g},{b})" for r, g, b in (rgb.reshape(-1, 3) * 255).round().int().tolist()]
+
+
+def _significant(values: torch.Tensor, digits: int = 4) -> list:
+    """Nested lists of `values` rounded to `digits` significant digits (smaller figures, same read-outs)."""
+    if values.dim() == 0:
+        return float(f"{values.item():.{digits}g}")
+    return [_significant(v, digits) for v in values]
+
+
+def _rgb_heatmap(rgb: torch.Tensor, x: list[float], y: list[float], **kwargs) -> go.Heatmap:
+    """A heatmap whose cell (i, j) has exactly the colour `rgb[i, j]`: `rgb: (ny, nx, 3)`.
+
+    Cell k (row-major) gets the value k and the colour scale has one stop per cell, at k.
+    """
+    ny, nx = rgb.shape[:2]
+    count = ny * nx
+    index = torch.arange(count, dtype=torch.float32).reshape(ny, nx)
+    colours = _css(rgb)
+    if count == 1:
+        scale = [[0.0, colours[0]], [1.0, colours[0]]]
+    else:
+        scale = [[k / (count - 1), colour] for k, colour in enumerate(colours)]
+    return go.Heatmap(
+        z=index.tolist(), x=x, y=y, colorscale=scale, zmin=0, zmax=max(count - 1, 1), showscale=False, **kwargs
+    )
+
+
+def _as_panels(value: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.dim() not in (2, 3):
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{name} must have shape (ny, nx) or (panels, ny, nx), got {shape}")
+    value = value.detach().float().cpu()
+    return value[None] if value.dim() == 2 else value
+
+
+def _log_axis_values(values: torch.Tensor, size: int, name: str) -> list[float]:
+    if not isinstance(values, torch.Tensor) or values.dim() != 1 or values.numel() != size:
+        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+        raise ValueError(f"{name} must have shape ({size},) to match the metrics, got {shape}")
+    if not (values > 0).all():
+        raise ValueError(f"{name} must be positive: the axis is logarithmic")
+    return values.detach().double().cpu().log10().tolist()
+
+
+def _log_ticks(log_values: list[float]) -> dict:
+    low, high = min(log_values), max(log_values)
+    powers = list(range(math.floor(low + 1e-6), math.ceil(high - 1e-6) + 1))
+    ticks = [p for p in powers if low - 1e-6 <= p <= high + 1e-6]
+    if len(ticks) < 2:  # less than a decade: mark the ends
+        ticks = [low, high]
+    return dict(tickvals=ticks, ticktext=[f"{10**t:.3g}" for t in ticks])
+
+
+def plot_phase_diagram(
+    norm: torch.Tensor,
+    superposition: torch.Tensor,
+    loss: torch.Tensor,
+    x_values: torch.Tensor,
+    y_values: torch.Tensor,
+    x_title: str = "x",
+    y_title: str = "y",
+    panel_titles: list[str] | None = None,
+    n_cols: int | None = None,
+    norm_title: str = "norm",
+    superposition_title: str = "superposition",
+    norm_max: float = 1.0,
+    superposition_max: float = 1.0,
+    title: str = "Phase diagram",
+    panel_size: int = 320,
+) -> go.Figure:
+    """Phase diagrams over two log axes, one panel per set of metrics, plus the colour legend square.
+
+    Args:
+        norm, superposition, loss: per-cell metrics, `(ny, nx)` for one panel or `(panels, ny, nx)`;
+            row i of a panel is `y_values[i]`, column j is `x_values[j]`.
+        x_values: `(nx,)` positive values of the horizontal axis (drawn on a log scale).
+        y_values: `(ny,)` positive values of the vertical axis (drawn on a log scale).
+        panel_titles: one title per panel.
+        n_cols: panels per row (default: up to 3).
+        norm_title, superposition_title: names of the two metrics in hover read-outs and the legend.
+        norm_max, superposition_max: metric values that get the full colour (larger ones are clipped).
+
+    Hovering a cell reads out both axis values and the three metrics.
+    """
+    norm, superposition, loss = (_as_panels(v, n) for v, n in ((norm, "norm"), (superposition, "superposition"), (loss, "loss")))
+    if not norm.shape == superposition.shape == loss.shape:
+        raise ValueError(
+            f"norm, superposition and loss must have the same shape, got {tuple(norm.shape)}, "
+            f"{tuple(superposition.shape)} and {tuple(loss.shape)}"
+        )
+    n_panels, ny, nx = norm.shape
+    log_x = _log_axis_values(x_values, nx, "x_values")
+    log_y = _log_axis_values(y_values, ny, "y_values")
+    if panel_titles is not None and len(panel_titles) != n_panels:
+        raise ValueError(f"panel_titles has {len(panel_titles)} titles for {n_panels} panels")
+    n_cols = n_cols or min(n_panels, 3)
+    if not (isinstance(n_cols, int) and n_cols >= 1):
+        raise ValueError(f"n_cols must be a positive integer, got {n_cols!r}")
+    n_rows = math.ceil(n_panels / n_cols)
+
+    legend_col = n_cols + 1
+    specs = [[{} for _ in range(n_cols)] + [{} if row == 0 else None] for row in range(n_rows)]
+    titles = []
+    for row in range(n_rows):
+        for col in range(n_cols):
+            k = row * n_cols + col
+            titles.append(panel_titles[k] if panel_titles and k < n_panels else "")
+        if row == 0:
+            titles.append("colour legend")
+    fig = make_subplots(
+        rows=n_rows,
+        cols=legend_col,
+        specs=specs,
+        subplot_titles=titles,
+        column_widths=[1.0] * n_cols + [0.62],
+        horizontal_spacing=0.06,
+        vertical_spacing=0.12 if n_rows > 1 else 0.08,
+    )
+
+    x_real = 10 ** torch.tensor(log_x)
+    y_real = 10 ** torch.tensor(log_y)
+    hover = (
+        f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>"
+        f"{norm_title} = %{{customdata[2]:.3f}}<br>{superposition_title} = %{{customdata[3]:.3f}}<br>"
+        "loss = %{customdata[4]:.3e}<extra></extra>"
+    )
+    x_ticks, y_ticks = _log_ticks(log_x), _log_ticks(log_y)
+    for k in range(n_panels):
+        row, col = k // n_cols + 1, k % n_cols + 1
+        custom = torch.stack(
+            [
+                x_real[None, :].expand(ny, nx),
+                y_real[:, None].expand(ny, nx),
+                norm[k].double(),
+                superposition[k].double(),
+                loss[k].double(),
+            ],
+            dim=-1,
+        )
+        rgb = phase_colours(norm[k], superposition[k], norm_max, superposition_max)
+        fig.add_trace(_rgb_heatmap(rgb, log_x, log_y, customdata=_significant(custom), hovertemplate=hover), row, col)
+        fig.update_xaxes(**x_ticks, title_text=x_title if row == n_rows else None, row=row, col=col)
+        fig.update_yaxes(**y_ticks, title_text=y_title if col == 1 else None, row=row, col=col)
+
+    steps = torch.linspace(0.0, 1.0, 21)
+    legend_s = steps[None, :].expand(21, 21)
+    legend_n = steps[:, None].expand(21, 21)
+    legend_custom = torch.stack([legend_n * norm_max, legend_s * superposition_max], dim=-1)
+    fig.add_trace(
+        _rgb_heatmap(
+            phase_colours(legend_n, legend_s),
+            (steps * superposition_max).tolist(),
+            (steps * norm_max).tolist(),
+            customdata=_significant(legend_custom, 2),
+            hovertemplate=f"{norm_title} = %{{customdata[0]:.2f}}<br>{superposition_title} = %{{customdata[1]:.2f}}<extra></extra>",
+        ),
+        1,
+        legend_col,
+    )
+    fig.update_xaxes(title_text=superposition_title, tickvals=[0, superposition_max], row=1, col=legend_col)
+    fig.update_yaxes(title_text=norm_title, tickvals=[0, norm_max], scaleanchor=f"x{legend_col}", row=1, col=legend_col)
+    for label, x, y in zip(
+        REGION_LABELS,
+        (0.5 * superposition_max, 0.0, superposition_max),
+        (0.12 * norm_max, 0.9 * norm_max, 0.9 * norm_max),
+    ):
+        fig.add_annotation(
+            x=x, y=y, text=label, showarrow=False, font=dict(size=10, color="black"),
+            xanchor="center" if x not in (0.0, superposition_max) else ("left" if x == 0.0 else "right"),
+            row=1, col=legend_col,
+        )
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
+    fig.update_layout(
+        title=title,
+        width=int(panel_size * (n_cols + 0.62)) + 80,
+        height=int(panel_size * n_rows) + 100,
+        plot_bgcolor="white",
+        margin=dict(t=90, l=70, r=20, b=60),
+    )
+    return fig
