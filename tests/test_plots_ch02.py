@@ -181,3 +181,20 @@ def test_curves():
         plot_curves(x, {"a": torch.zeros(2)})
     with pytest.raises(ValueError, match="at least one"):
         plot_curves(x, {})
+
+
+def test_training_dashboard_names_its_reference_line():
+    from utils.data import generate_data
+    from utils.models import ToyModel, ToyModelConfig
+    from utils.plots import plot_training_dashboard
+    from utils.train import train_on_dataset
+
+    model = ToyModel(ToyModelConfig(n_inst=2, n_features=2, d_hidden=1), device="cpu", seed=0)
+    x = generate_data(50, sparsity=0.8, generator=torch.Generator().manual_seed(0))
+    run = train_on_dataset(model, x, steps=20, progress=False)
+    fig = plot_training_dashboard(model, x, run, instance=1, optimum=0.02, optimum_label="linear optimum")
+    names = [trace.name for trace in fig.data]
+    assert "linear optimum" in names and "exact optimum" not in names
+    assert len(fig.frames) == len(run.snapshot_steps)
+    default = plot_training_dashboard(model, x, run, optimum=0.02)
+    assert "exact optimum" in [trace.name for trace in default.data]

@@ -146,6 +146,7 @@ def plot_training_dashboard(
     instance: int = 0,
     n_shown: int = 80,
     optimum: float | None = None,
+    optimum_label: str = "exact optimum",
     title: str = "Training",
 ) -> go.Figure:
     """Animated training of one instance of a 2 -> 1 model: the reconstruction and the loss curve.
@@ -157,7 +158,8 @@ def plot_training_dashboard(
         model: the trained model (only its class and sizes are used; parameters come from `run`).
         x: `(n_points, 2)` the training data; the first `n_shown` points are drawn.
         run: the record of `utils.train.train_on_dataset`.
-        optimum: the exact minimum loss, drawn as a dashed line if given.
+        optimum: a reference loss (e.g. the exact minimum), drawn as a dashed line if given.
+        optimum_label: the legend name of that line.
     """
     _check_two_to_one(model)
     _check_instance(model, instance)
@@ -205,7 +207,7 @@ def plot_training_dashboard(
     if optimum is not None:
         fig.add_trace(
             go.Scatter(
-                x=[0, len(losses) - 1], y=[optimum, optimum], mode="lines", line=dict(dash="dash", color="green"), name="exact optimum"
+                x=[0, len(losses) - 1], y=[optimum, optimum], mode="lines", line=dict(dash="dash", color="green"), name=optimum_label
             ),
             1,
             2,
