@@ -194,13 +194,13 @@ def output_scale_losses(
     scales = torch.as_tensor(scales, dtype=torch.float32).flatten()
     device = next(model.parameters()).device
     p = torch.as_tensor(model.loss_power if power is None else power, dtype=torch.float32, device=device)
-    p = p.broadcast_to((model.cfg.n_inst,))[None, None, :, None]
-    c = scales.to(device)[:, None, None, None]
+    p = p.broadcast_to((model.cfg.n_inst,))[None, :, None]
     total = torch.zeros(scales.numel(), model.cfg.n_inst, dtype=torch.float64, device=device)
     for start in range(0, n_samples, chunk):
         x = model.generate_batch(min(chunk, n_samples - start), generator)
         y, target = model(x), model.target(x)
-        total += ((c * y[None] - target[None]).abs() ** p).sum(dim=(1, 3))
+        for index, c in enumerate(scales.tolist()):
+            total[index] += ((c * y - target).abs() ** p).sum(dim=(0, 2))
     return (total / (n_samples * model.cfg.n_features)).float().cpu()
 
 
