@@ -204,6 +204,17 @@ class NeuronModel(ToyModel):
         return per_instance
 
 
+def _power_and_slope(error: torch.Tensor, power: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """|e|^p and |e|^(p-1) sign(e) (the derivative without the factor p), with products for p = 2 and 4."""
+    if power == 2.0:
+        return error * error, error
+    if power == 4.0:
+        squared = error * error
+        return squared * squared, squared * error
+    magnitude = error.abs()
+    return magnitude**power, magnitude ** (power - 1) * error.sign()
+
+
 def _inst_first_batch(model: ToyModelBase, batch_size: int, generator: torch.Generator | None, batch: torch.Tensor | None) -> torch.Tensor:
     """A batch `(inst, batch, feats)` for a hand-written training step: `batch: (batch, inst, feats)`
     transposed when given, else a fresh draw from the model's independent sparse features."""
@@ -331,18 +342,13 @@ class ReluComputationModel(ToyModelBase):
         h = torch.relu(pre) * self.neuron_mask[:, None, :]
         error = torch.bmm(h, self.W_out.transpose(1, 2)).sub_(torch.relu(x))  # (inst, batch, feats)
         weight = self.importance / (n_samples * self.cfg.n_features)  # (inst, feats)
-        if self._same_power == 4.0:
-            squared = error * error
-            grad_out = squared * error
-            loss = squared.square_()
-        elif self._same_power == 2.0:
-            loss = error * error
-            grad_out = error
-        else:
-            power = self.loss_power[:, None, None]
-            magnitude = error.abs()
-            loss = magnitude**power
-            grad_out = magnitude ** (power - 1) * error.sign()
+        if self._same_power is not None:
+            loss, grad_out = _power_and_slope(error, self._same_power)
+        else:  # instances with different powers: each group with its own (fast) formula
+            loss, grad_out = torch.empty_like(error), torch.empty_like(error)
+            for value in self.loss_power.unique().tolist():
+                group = (self.loss_power == value).nonzero().flatten()
+                loss[group], grad_out[group] = _power_and_slope(error[group], value)
         per_instance = torch.einsum("ibf,if->i", loss, weight)
         grad_out.mul_((self.loss_power[:, None, None] * weight[:, None, :]))
         self.W_out.grad = torch.bmm(h.transpose(1, 2), grad_out).transpose(1, 2).contiguous()
