@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from utils.data import AnticorrelatedPairs, CorrelatedPairs, HierarchicalPairs, SparseUniform, generate_data
+from utils.data import (
+    AnticorrelatedPairs,
+    CorrelatedPairs,
+    HierarchicalPairs,
+    SparseUniform,
+    generate_data,
+    sample_sparse_uniform_inst_first,
+)
 
 
 def within(observed: float, expected: float, n: int, sigmas: float = 5.0) -> bool:
@@ -118,3 +125,21 @@ def test_laws_reject_bad_input(make, message):
 def test_sample_rejects_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         SparseUniform(torch.tensor([[0.5]])).sample(0)
+
+
+@pytest.mark.parametrize("p_max", [0.02, 0.5])
+def test_inst_first_sampler_follows_the_sparse_uniform_law(p_max):
+    # both branches (rare features drawn by geometric gaps, dense ones directly); 5-sigma tolerances
+    p = torch.tensor([[p_max, p_max / 2, 0.0], [p_max / 4, p_max, p_max]])
+    x = sample_sparse_uniform_inst_first(p, 40_000, -1.0, 1.0, torch.Generator().manual_seed(0))
+    assert x.shape == (2, 40_000, 3) and x.dtype == torch.float32
+    active = x != 0
+    for k in range(2):
+        for i in range(3):
+            rate = active[k, :, i].float().mean().item()
+            q = p[k, i].item()
+            assert abs(rate - q) <= 5 * (max(q * (1 - q), 1e-6) / 40_000) ** 0.5, (k, i, rate, q)
+    values = x[active]
+    assert values.min() >= -1 and values.max() <= 1
+    assert abs(values.mean().item()) < 5 * (1 / 3 / values.numel()) ** 0.5
+    assert abs((values > 0).float().mean().item() - 0.5) < 5 * (0.25 / values.numel()) ** 0.5

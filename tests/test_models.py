@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from utils.data import HierarchicalPairs
+from utils.train import evaluate
 from utils.models import (
     LinearToyModel,
     NeuronComputationModel,
@@ -148,3 +149,82 @@ def test_model_data_stream_is_reproducible_with_a_seed():
     a = ToyModel(CFG, feature_probability=0.3, seed=5, device="cpu").generate_batch(10)
     b = ToyModel(CFG, feature_probability=0.3, seed=5, device="cpu").generate_batch(10)
     assert torch.equal(a, b)
+
+
+def test_loss_power_per_instance_matches_separate_models():
+    batch = torch.rand(64, 2, 5) * 2 - 1
+    out = torch.rand(64, 2, 5)
+    both = ReluComputationModel(ToyModelConfig(2, 5, 3), loss_power=torch.tensor([2.0, 4.0]), device="cpu")
+    for k, power in enumerate([2, 4]):
+        alone = ReluComputationModel(ToyModelConfig(1, 5, 3), loss_power=power, device="cpu")
+        expected = alone.loss_per_instance(out[:, k : k + 1], batch[:, k : k + 1])
+        assert torch.allclose(both.loss_per_instance(out, batch)[k], expected[0], atol=1e-7)
+    three = ReluComputationModel(ToyModelConfig(2, 5, 3), loss_power=3.0, device="cpu")
+    assert torch.allclose(three.loss_per_instance(out, batch), ((out - torch.relu(batch)).abs() ** 3).mean(dim=(0, 2)))
+    with pytest.raises(ValueError, match="loss_power has shape"):
+        ReluComputationModel(ToyModelConfig(2, 5, 3), loss_power=torch.tensor([2.0, 4.0, 4.0]), device="cpu")
+
+
+def test_n_neurons_switches_off_the_other_neurons_through_training():
+    model = ReluComputationModel(
+        ToyModelConfig(3, 6, 4), feature_probability=0.5, n_neurons=torch.tensor([1, 2, 4]), seed=0, device="cpu"
+    )
+    model.optimize(steps=30, batch_size=32, lr=1e-2, progress=False)
+    for k, width in enumerate([1, 2, 4]):
+        assert (model.W_in[k, width:] == 0).all() and (model.W_out[k, :, width:] == 0).all()
+        assert (model.W_in[k, :width] != 0).any()
+    assert model.n_neurons.tolist() == [1, 2, 4]
+    for bad in (0, 5, 2.5):
+        with pytest.raises(ValueError, match="n_neurons must hold whole numbers from 1 to d_hidden = 4"):
+            ReluComputationModel(ToyModelConfig(1, 6, 4), n_neurons=bad, device="cpu")
+
+
+def _autograd_and_hand(model, batch):
+    loss = model.loss_per_instance(model(batch), batch)
+    loss.sum().backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    hand = model.step_gradients(batch.shape[0], batch=batch)
+    return loss.detach(), hand, expected, {name: p.grad for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("which", ["neuron", "abs", "relu_lp"])
+def test_hand_gradients_equal_autograd(which):
+    cfg = ToyModelConfig(3, 12, 5)
+    g = torch.Generator().manual_seed(3)
+    importance = torch.rand(3, 12, generator=g)
+    p = torch.tensor([[1.0], [0.3], [0.05]])
+    if which == "neuron":
+        model, batch = NeuronModel(cfg, feature_probability=p, importance=importance, seed=1, device="cpu"), torch.rand(200, 3, 12, generator=g)
+    elif which == "abs":
+        model = NeuronComputationModel(cfg, feature_probability=p, importance=importance, seed=1, device="cpu")
+        batch = torch.rand(200, 3, 12, generator=g) * 2 - 1
+    else:
+        model = ReluComputationModel(
+            cfg, feature_probability=p, importance=importance, loss_power=torch.tensor([4.0, 2.0, 3.0]),
+            n_neurons=torch.tensor([5, 2, 4]), seed=1, device="cpu",
+        )
+        batch = torch.rand(200, 3, 12, generator=g) * 2 - 1
+    if hasattr(model, "b_final"):
+        with torch.no_grad():
+            model.b_final.normal_(0, 0.3, generator=g)  # some outputs below 0, so the output ReLU's gradient matters
+    batch = torch.where(torch.rand(batch.shape, generator=g) < 0.5, batch, 0.0)
+    loss, hand, expected, got = _autograd_and_hand(model, batch)
+    assert torch.allclose(hand, loss, rtol=1e-5, atol=1e-8)
+    for name in expected:
+        assert torch.allclose(got[name], expected[name], rtol=1e-4, atol=1e-7), name
+
+
+def test_hand_gradients_train_as_well_as_autograd():
+    # 8 seeds each way; the final losses agree in mean within a few standard errors (seeds 0-3 checked)
+    cfg = ToyModelConfig(8, 20, 5)
+    losses = {}
+    for hand in (False, True):
+        model = ReluComputationModel(cfg, feature_probability=0.05, seed=0, device="cpu")
+        model.optimize(steps=300, batch_size=256, lr=3e-3, progress=False, hand_gradients=hand)
+        losses[hand] = evaluate(model, n_samples=20_000, generator=torch.Generator().manual_seed(1))
+    gap = (losses[True].mean() - losses[False].mean()).abs()
+    spread = (losses[True].std() + losses[False].std()) / 8**0.5
+    assert gap < 3 * spread + 1e-4 * losses[False].mean(), (losses, gap, spread)
+    with pytest.raises(ValueError, match="hand_gradients=True needs a model with step_gradients"):
+        ToyModel(cfg, device="cpu").optimize(steps=1, progress=False, hand_gradients=True)

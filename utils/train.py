@@ -101,15 +101,21 @@ def optimize(
     progress: bool = True,
     log_every: int | None = None,
     generator: torch.Generator | None = None,
+    hand_gradients: bool = False,
 ) -> torch.Tensor:
     """Train `model` in place on a fresh batch from `model.generate_batch` every step.
 
     Args:
-        model: any model of `utils.models` (or one with `generate_batch`, `forward`, `loss_per_instance`).
+        model: any model of `utils.models` (or one with `generate_batch`, `forward`, `loss_per_instance`);
+            with `hand_gradients`, one with a `step_gradients(batch_size, generator)` method.
         lr_scale: the learning-rate schedule (multiplier of `lr`).
         weight_decay: L2 coefficient added to each gradient, as `torch.optim.Adam` does.
         log_every: log the loss every this many steps (default: about 200 rows).
         generator: the data stream (default: the model's own, else torch's global one).
+        hand_gradients: let the model draw each batch and set its gradients itself with
+            `model.step_gradients` (NeuronModel, NeuronComputationModel, ReluComputationModel on
+            independent sparse features): the same loss and gradients as autograd, several times
+            faster on a CPU, but a different random stream, so results differ seed by seed.
 
     Returns:
         The per-instance training loss `(n_logged, inst)`, row k at step (k+1)·log_every - 1; the last
@@ -120,14 +126,22 @@ def optimize(
     """
     _check_hyperparameters(steps, lr, weight_decay, lr_scale)
     check_positive_int(batch_size, "batch_size")
+    if hand_gradients and not callable(getattr(model, "step_gradients", None)):
+        raise ValueError(f"hand_gradients=True needs a model with step_gradients; {type(model).__name__} has none, use autograd")
     log_every = log_every or max(1, steps // 200)
     check_positive_int(log_every, "log_every")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = torch.empty(math.ceil(steps / log_every), model.cfg.n_inst)
     bar = tqdm(range(steps), disable=not progress, desc=type(model).__name__)
     for step in bar:
-        batch = model.generate_batch(batch_size, generator)
-        per_instance = _adam_step(model, optimizer, batch, lr * lr_scale(step, steps))
+        if hand_gradients:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * lr_scale(step, steps)
+            per_instance = model.step_gradients(batch_size, generator)
+            optimizer.step()
+        else:
+            batch = model.generate_batch(batch_size, generator)
+            per_instance = _adam_step(model, optimizer, batch, lr * lr_scale(step, steps))
         if (step + 1) % log_every == 0 or step == steps - 1:
             check_finite_losses(per_instance, step, lr)
             history[step // log_every] = per_instance.cpu()

@@ -13,3 +13,4 @@ from utils.checks.ch02 import (
 )
 from utils.checks.ch03 import check_hierarchical_batch, check_phase_metrics, check_sweep_grid
 from utils.checks.ch05 import check_detect_motif, check_leak_and_inhibition
+from utils.checks.ch04 import check_gains_and_leaks, check_neuron_computation_model, check_neuron_model

@@ -14,6 +14,13 @@ from utils.plots.features import (
 )
 from utils.plots.landscape import plot_direction_landscape
 from utils.plots.mapping import plot_data, plot_mapping, plot_training_dashboard
+from utils.plots.neurons import (
+    neuron_bar_traces,
+    plot_error_decomposition,
+    plot_feature_errors,
+    plot_matrices,
+    plot_response_curves,
+)
 from utils.plots.motif import (
     plot_ablation,
     plot_asymmetry,

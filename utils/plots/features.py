@@ -15,6 +15,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from utils import metrics
+from utils.plots.neurons import neuron_bar_traces
 
 FEATURE_COLOURS = qualitative.Plotly
 STICKY_FRACTIONS = {
@@ -166,9 +167,12 @@ def plot_features_in_Nd(
     title: str = "Features in N dimensions",
     panel_width: int = 300,
     height: int = 620,
+    neuron_plot: bool = False,
 ) -> go.Figure:
     """Per instance: a heatmap of WᵀW (or of W) above bars of each feature's norm ‖W_i‖, coloured by
     its interference Σ_{j≠i} (Ŵ_i·W_j)² (dark: a direction of its own; bright: shares it).
+    With `neuron_plot=True` the bars show neurons instead: one stacked bar per neuron, made of its
+    weights W[h, i] on each feature (same colours), which shows mono- and polysemantic neurons.
 
     Args:
         W: `(inst, d_hidden, feats)`.
@@ -211,6 +215,12 @@ def plot_features_in_Nd(
         )
         fig.update_yaxes(type="category", autorange="reversed", title_text="feature i" if k == 0 else None, row=1, col=k + 1)
         fig.update_xaxes(type="category", title_text=x_title, row=1, col=k + 1)
+        if neuron_plot:
+            for trace in neuron_bar_traces(W[k], interference[k], showscale=k == n_inst - 1):
+                fig.add_trace(trace, 2, k + 1)
+            fig.update_xaxes(title_text="neuron", tickmode="linear", dtick=1 if d_hidden <= 12 else 5, row=2, col=k + 1)
+            fig.update_yaxes(title_text="W[h, i], stacked" if k == 0 else None, row=2, col=k + 1)
+            continue
         fig.add_trace(
             go.Bar(
                 x=labels, y=_rounded(norms[k][rows]),
@@ -226,7 +236,8 @@ def plot_features_in_Nd(
         )
         fig.update_xaxes(type="category", title_text="feature", row=2, col=k + 1)
         fig.update_yaxes(range=[0, max(1.2, 1.05 * float(norms.max()))], title_text="‖W_i‖" if k == 0 else None, row=2, col=k + 1)
-    fig.update_layout(title=title, width=panel_width * n_inst + 160, height=height, bargap=0.1, plot_bgcolor="white")
+    fig.update_layout(title=title, width=panel_width * n_inst + 160, height=height, bargap=0.1, plot_bgcolor="white",
+                      barmode="relative" if neuron_plot else None)
     return fig
 
 

@@ -1,0 +1,178 @@
+"""Figures of chapter 4: neurons as stacked bars of feature weights, and the measurements of an MLP
+computing ReLU in superposition (per-feature errors, response curves, matrices, error decomposition).
+
+Every function returns a `go.Figure` (height set, width left to the page) and never modifies its inputs.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import torch
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+INTERFERENCE_SCALE = "Viridis"
+
+
+def _tensor(values, name: str, dims: int) -> torch.Tensor:
+    if not isinstance(values, torch.Tensor) or values.dim() != dims:
+        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+        raise ValueError(f"{name} must be a tensor with {dims} dimensions, got {shape}")
+    return values.detach().double().cpu().clone()
+
+
+def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bool = False) -> list[go.Bar]:
+    """Bars for one instance: one column per neuron h, stacked from each feature's weight W[h, i]
+    (positive up, negative down), coloured by feature i's interference (dark: alone; bright: shared).
+
+    Args:
+        W: `(d_hidden, feats)` one instance's weights.
+        interference: `(feats,)` Σ_{j≠i} (Ŵ_i·W_j)² of each feature.
+    """
+    W = _tensor(W, "W", 2)
+    interference = _tensor(interference, "interference", 1)
+    d_hidden, n_features = W.shape
+    if interference.numel() != n_features:
+        raise ValueError(f"interference needs one value per feature ({n_features}), got {interference.numel()}")
+    neurons = list(range(d_hidden))
+    colour = [[min(1.0, max(0.0, float(v)))] for v in interference]
+    return [
+        go.Bar(
+            x=neurons, y=W[:, i].round(decimals=3).tolist(), showlegend=False,
+            marker=dict(color=colour[i] * d_hidden, colorscale=INTERFERENCE_SCALE, cmin=0, cmax=1, line=dict(width=0.3, color="white"),
+                        showscale=showscale and i == 0, colorbar=dict(title="interference", len=0.3, y=0.14)),
+            hovertemplate=f"feature {i}<br>neuron %{{x}}<br>W = %{{y:.3f}}<extra>interference {float(interference[i]):.2f}</extra>",
+        )
+        for i in range(n_features)
+    ]
+
+
+def plot_feature_errors(
+    errors: dict[str, torch.Tensor],
+    references: dict[str, float] | None = None,
+    title: str = "Error per feature (when the feature is active)",
+    y_title: str = "mean squared error",
+    height: int = 420,
+) -> go.Figure:
+    """Bars of each feature's error for several models, features sorted by the first model's error.
+
+    Args:
+        errors: model name -> `(feats,)` error per feature.
+        references: name -> a constant drawn as a dashed line (e.g. the error of an ignored feature, 1/6).
+    """
+    if not errors:
+        raise ValueError("errors must hold at least one model")
+    named = {name: _tensor(values, f"errors[{name!r}]", 1) for name, values in errors.items()}
+    first = next(iter(named.values()))
+    if any(values.numel() != first.numel() for values in named.values()):
+        raise ValueError("every model in errors needs one value per feature, the same number of features")
+    order = first.argsort()
+    fig = go.Figure()
+    for index, (name, values) in enumerate(named.items()):
+        fig.add_trace(
+            go.Bar(
+                x=list(range(first.numel())), y=values[order].tolist(), name=name, customdata=order.tolist(),
+                marker_color=qualitative.Plotly[index % 10],
+                hovertemplate=f"{name}<br>feature %{{customdata}}<br>error = %{{y:.4f}}<extra></extra>",
+            )
+        )
+    for index, (name, value) in enumerate((references or {}).items()):
+        fig.add_hline(y=float(value), line=dict(color="grey", dash=["dash", "dot"][index % 2]), annotation_text=name,
+                      annotation_position="top left")
+    fig.update_layout(title=title, height=height, barmode="group", bargap=0.1, plot_bgcolor="white")
+    fig.update_xaxes(title_text=f"feature, sorted by {next(iter(named))}", showticklabels=False)
+    fig.update_yaxes(title_text=y_title, gridcolor="#eee")
+    return fig
+
+
+def plot_response_curves(
+    x: torch.Tensor,
+    curves: torch.Tensor,
+    gain: float | None = None,
+    title: str = "Response of each feature to itself",
+    height: int = 440,
+) -> go.Figure:
+    """Output y_i against input x_i with every other feature at 0, one faint line per feature, with
+    the target ReLU(x) and, if given, the line gain · ReLU(x).
+
+    Args:
+        x: `(n_x,)` input values.
+        curves: `(n_x, feats)` one instance's responses.
+    """
+    x = _tensor(torch.as_tensor(x, dtype=torch.float32), "x", 1)
+    curves = _tensor(curves, "curves", 2)
+    if curves.shape[0] != x.numel():
+        raise ValueError(f"curves must be (n_x, feats) with n_x = {x.numel()}, got {tuple(curves.shape)}")
+    fig = go.Figure()
+    for i in range(curves.shape[1]):
+        fig.add_trace(
+            go.Scatter(
+                x=x.tolist(), y=curves[:, i].round(decimals=4).tolist(), mode="lines", line=dict(color="rgba(31,119,180,0.25)", width=1),
+                name="features" if i == 0 else f"feature {i}", legendgroup="features", showlegend=i == 0,
+                hovertemplate=f"feature {i}<br>x = %{{x:.2f}}<br>y = %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.add_trace(go.Scatter(x=x.tolist(), y=x.clamp_min(0).tolist(), mode="lines", name="target ReLU(x)",
+                             line=dict(color="black", dash="dash", width=2)))
+    if gain is not None:
+        fig.add_trace(go.Scatter(x=x.tolist(), y=(gain * x.clamp_min(0)).tolist(), mode="lines",
+                                 name=f"{gain:.3f} · ReLU(x)", line=dict(color="#d62728", width=2)))
+    fig.update_layout(title=title, height=height, plot_bgcolor="white", legend=dict(x=0.02, y=0.98))
+    fig.update_xaxes(title_text="input x_i (others 0)", gridcolor="#eee")
+    fig.update_yaxes(title_text="output y_i", gridcolor="#eee")
+    return fig
+
+
+def plot_matrices(
+    matrices: dict[str, torch.Tensor],
+    title: str = "",
+    height: int = 420,
+    limit: float | None = None,
+) -> go.Figure:
+    """Square matrices side by side as heatmaps on one symmetric colour scale (e.g. W_eff and the
+    cross-gains), rows = outputs j, columns = inputs i.
+
+    Args:
+        matrices: name -> `(n, n)`.
+        limit: the colour scale's range ±limit (default: the largest magnitude).
+    """
+    if not matrices:
+        raise ValueError("matrices must hold at least one matrix")
+    named = {name: _tensor(M, f"matrices[{name!r}]", 2) for name, M in matrices.items()}
+    limit = limit or max(float(M.abs().max()) for M in named.values()) or 1.0
+    fig = make_subplots(rows=1, cols=len(named), subplot_titles=list(named), horizontal_spacing=0.06)
+    for index, (name, M) in enumerate(named.items()):
+        fig.add_trace(
+            go.Heatmap(
+                z=M.round(decimals=3).tolist(), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
+                showscale=index == len(named) - 1, hovertemplate=f"{name}[%{{y}}, %{{x}}] = %{{z:.3f}}<extra></extra>",
+            ),
+            1, index + 1,
+        )
+        fig.update_yaxes(autorange="reversed", title_text="output j" if index == 0 else None, row=1, col=index + 1)
+        fig.update_xaxes(title_text="input i", row=1, col=index + 1)
+    fig.update_layout(title=title, height=height, plot_bgcolor="white")
+    return fig
+
+
+def plot_error_decomposition(
+    attenuation: torch.Tensor,
+    interference: torch.Tensor,
+    title: str = "Each feature's error: attenuation (alone) plus interference",
+    height: int = 420,
+) -> go.Figure:
+    """Stacked bars per feature, sorted by total: the error a feature makes alone (attenuation and
+    leak) and what the other features add (interference). Both `(feats,)`."""
+    attenuation = _tensor(attenuation, "attenuation", 1)
+    interference = _tensor(interference, "interference", 1)
+    if attenuation.shape != interference.shape:
+        raise ValueError(f"attenuation and interference need the same shape, got {tuple(attenuation.shape)} and {tuple(interference.shape)}")
+    order = (attenuation + interference).argsort()
+    fig = go.Figure()
+    for name, values, colour in (("attenuation (alone)", attenuation, "#1f77b4"), ("interference", interference, "#d62728")):
+        fig.add_trace(go.Bar(x=list(range(order.numel())), y=values[order].tolist(), name=name, marker_color=colour,
+                             customdata=order.tolist(), hovertemplate=f"feature %{{customdata}}<br>{name} = %{{y:.4f}}<extra></extra>"))
+    fig.update_layout(title=title, height=height, barmode="relative", bargap=0.05, plot_bgcolor="white")
+    fig.update_xaxes(title_text="feature, sorted by total error", showticklabels=False)
+    fig.update_yaxes(title_text="mean squared error", gridcolor="#eee")
+    return fig
