@@ -198,3 +198,21 @@ def test_training_dashboard_names_its_reference_line():
     assert len(fig.frames) == len(run.snapshot_steps)
     default = plot_training_dashboard(model, x, run, optimum=0.02)
     assert "exact optimum" in [trace.name for trace in default.data]
+
+
+def test_figures_set_a_height_and_leave_the_width_to_the_page():
+    """A fixed width overflows the book's text column; every figure here sets only its height."""
+    W = pentagon_and_pair()
+    x = torch.arange(1.0, 5.0)
+    figures = {
+        "features in 2D": plot_features_in_2d(W, panel_height=200),
+        "features in N-D": plot_features_in_Nd(W),
+        "cosine similarities": plot_cosine_similarities(W, height=300),
+        "feature geometry": plot_feature_geometry(W, torch.tensor([0.1, 0.5])),
+        "curves": plot_curves(x, {"a": x}),
+    }
+    for name, fig in figures.items():
+        assert fig.layout.width is None, f"{name} sets a width"
+        assert fig.layout.height is not None, f"{name} sets no height"
+    assert figures["features in 2D"].layout.height == 200 + 90
+    assert figures["cosine similarities"].layout.height == 300

@@ -17,7 +17,6 @@ def plot_curves(
     log_x: bool = False,
     log_y: bool = False,
     references: dict[str, float] | None = None,
-    width: int = 760,
     height: int = 440,
 ) -> go.Figure:
     """One line per entry of `curves` over `x`.
@@ -47,7 +46,7 @@ def plot_curves(
                       annotation_text=name, annotation_position="top left")
     fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
-    fig.update_layout(title=title, width=width, height=height, plot_bgcolor="white", legend=dict(x=1.02, y=1))
+    fig.update_layout(title=title, height=height, plot_bgcolor="white", legend=dict(x=1.02, y=1))
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
     return fig

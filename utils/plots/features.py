@@ -107,7 +107,7 @@ def plot_features_in_2d(
     colours: list[str] | None = None,
     n_cols: int | None = None,
     title: str = "Features in 2D",
-    panel_size: int = 240,
+    panel_height: int = 240,
 ) -> go.Figure:
     """Each feature's direction W_i as an arrow from the origin, one panel per instance.
 
@@ -116,6 +116,7 @@ def plot_features_in_2d(
         feature_names: legend names (default "feature i").
         colours: one CSS colour per feature (default: plotly's qualitative palette).
         n_cols: panels per row (default: up to 4).
+        panel_height: pixels per row of panels; the width follows the page.
     """
     W = _weights(W, d_hidden=2)
     n_inst, _, n_feats = W.shape
@@ -153,7 +154,7 @@ def plot_features_in_2d(
         fig.update_xaxes(range=[-reach, reach], showticklabels=False, zeroline=False, row=row, col=col)
         fig.update_yaxes(range=[-reach, reach], showticklabels=False, zeroline=False, scaleanchor=f"x{axis}", row=row, col=col)
     fig.update_layout(
-        title=title, width=panel_size * n_cols + 180, height=panel_size * n_rows + 90, plot_bgcolor="white",
+        title=title, height=panel_height * n_rows + 90, plot_bgcolor="white",
         margin=dict(t=80, l=20, r=20, b=20),
     )
     return fig
@@ -165,7 +166,6 @@ def plot_features_in_Nd(
     order: str = "given",
     subplot_titles: list[str] | None = None,
     title: str = "Features in N dimensions",
-    panel_width: int = 300,
     height: int = 620,
     neuron_plot: bool = False,
 ) -> go.Figure:
@@ -236,7 +236,7 @@ def plot_features_in_Nd(
         )
         fig.update_xaxes(type="category", title_text="feature", row=2, col=k + 1)
         fig.update_yaxes(range=[0, max(1.2, 1.05 * float(norms.max()))], title_text="‖W_i‖" if k == 0 else None, row=2, col=k + 1)
-    fig.update_layout(title=title, width=panel_width * n_inst + 160, height=height, bargap=0.1, plot_bgcolor="white",
+    fig.update_layout(title=title, height=height, bargap=0.1, plot_bgcolor="white",
                       barmode="relative" if neuron_plot else None)
     return fig
 
@@ -246,7 +246,7 @@ def plot_cosine_similarities(
     order: str = "given",
     subplot_titles: list[str] | None = None,
     title: str = "Cosine similarities between feature directions",
-    panel_size: int = 300,
+    height: int = 410,
 ) -> go.Figure:
     """Heatmaps of cos(W_i, W_j), one per instance (0 where a feature is unlearned).
 
@@ -274,7 +274,7 @@ def plot_cosine_similarities(
         )
         fig.update_xaxes(type="category", row=1, col=k + 1)
         fig.update_yaxes(type="category", autorange="reversed", scaleanchor="x" if k == 0 else f"x{k + 1}", row=1, col=k + 1)
-    fig.update_layout(title=title, width=panel_size * n_inst + 120, height=panel_size + 110, plot_bgcolor="white")
+    fig.update_layout(title=title, height=height, plot_bgcolor="white")
     return fig
 
 
@@ -282,7 +282,6 @@ def plot_feature_geometry(
     W: torch.Tensor,
     feature_probability: torch.Tensor,
     title: str = "Feature geometry",
-    width: int = 820,
     height: int = 520,
 ) -> go.Figure:
     """Dimensionality against sparsity: one dot per feature (D_i), a line of D* = d/‖W‖²_F, and the
@@ -326,5 +325,5 @@ def plot_feature_geometry(
     log_x = x.log10()
     fig.update_xaxes(type="log", title_text="1 / (1 − S)", range=[float(log_x.min()) - 0.05, float(log_x.max()) + 0.05])
     fig.update_yaxes(range=[-0.03, 1.1], title_text="dimensions per feature")
-    fig.update_layout(title=title, width=width, height=height, plot_bgcolor="white", legend=dict(x=0.6, y=0.98))
+    fig.update_layout(title=title, height=height, plot_bgcolor="white", legend=dict(x=0.6, y=0.98))
     return fig
