@@ -7,7 +7,15 @@ import torch
 
 from utils import checks
 from utils.data import HierarchicalPairs
-from utils.hierarchy import hierarchical_sweep, phase_metrics, sweep_grid
+from utils.hierarchy import (
+    SweepResult,
+    cell_region,
+    hierarchical_sweep,
+    nearest_cell,
+    panel_diagnostics,
+    phase_metrics,
+    sweep_grid,
+)
 from utils.optima import hierarchical_expected_loss, hierarchical_optimum
 
 
@@ -44,6 +52,43 @@ def test_mean_over_models_is_a_huge_weight_decay():
     trapped = hierarchical_sweep([0.5], importance, conditional, n_seeds=4, steps=400, weight_decay=1e-4 * 16_000, progress=False)
     assert healthy.W.abs().amax(dim=-1).min() > 0.5  # every model represents a feature
     assert trapped.W.abs().max() < 0.1
+
+
+def test_panel_diagnostics_counts_cells_and_signs():
+    # One panel of 2 x 3 cells, 2 seeds: one cell per region, plus two in-between cells.
+    norm = torch.tensor([[[1.0, 0.9, 0.05], [0.4, 1.2, 0.7]]])
+    superposition = torch.tensor([[[1.0, 0.1, 1.0], [0.5, 0.9, 0.4]]])
+    W = torch.zeros(1, 2, 3, 2, 2)
+    W[0, 0, 0] = torch.tensor([[1.0, -1.0], [1.0, 1.0]])  # one antipodal, one same-sign model
+    W[0, 1, 1] = torch.tensor([[-0.9, 1.2], [0.9, -1.2]])  # two antipodal models
+    W[0, 0, 1] = torch.tensor([[0.0, 1.0], [0.05, 0.9]])  # the parent dropped: not sharing
+    result = SweepResult(
+        p_feature1=torch.tensor([0.5]), importance_axis=torch.tensor([1.0, 2.0, 3.0]),
+        conditional_axis=torch.tensor([0.1, 1.0]), norm=norm, superposition=superposition,
+        loss=torch.zeros(1, 2, 3), W=W, b=torch.zeros(1, 2, 3, 2, 2), model_loss=torch.zeros(1, 2, 3, 2),
+    )
+    row = panel_diagnostics(result).loc[0.5]
+    assert (row["superposed"], row["own dimension"], row["dropped"], row["other"]) == (2, 1, 1, 2)
+    assert row["antipodal"] == 0.75
+    assert row["corr(norm, sup)"] == pytest.approx(torch.corrcoef(torch.stack([norm.flatten(), superposition.flatten()]))[0, 1].item())
+
+
+@pytest.mark.parametrize(
+    "norm, superposition, region",
+    [(0.1, 1.0, "dropped"), (1.1, 0.1, "own dimension"), (0.9, 0.8, "superposed"), (0.4, 0.5, "other"), (0.9, 0.4, "other")],
+)
+def test_cell_region_uses_the_sources_cuts(norm, superposition, region):
+    assert cell_region(norm, superposition) == region
+
+
+def test_nearest_cell_on_log_axes():
+    axes = dict(importance_axis=torch.logspace(-1, 1, 40), conditional_axis=torch.logspace(-2, 0, 40))
+    result = SweepResult(p_feature1=torch.tensor([0.1, 0.9, 0.99]), norm=None, superposition=None, loss=None,
+                         W=None, b=None, model_loss=None, **axes)
+    k, i, j = nearest_cell(result, 0.99, 0.03, 3.0)
+    assert k == 2
+    assert axes["conditional_axis"][i].item() == pytest.approx(0.0289, abs=1e-4)  # 10^(-2 + 18/39)
+    assert axes["importance_axis"][j].item() == pytest.approx(3.07, abs=0.01)  # 10^(-1 + 58/39)
 
 
 def test_expected_loss_matches_monte_carlo():

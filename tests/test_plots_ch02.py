@@ -85,6 +85,7 @@ def test_phase_diagram_grid_of_panels():
     assert len(heatmaps(fig)) == 10  # nine panels and the legend square
     titles = [a.text for a in fig.layout.annotations]
     assert "panel 8" in titles and "colour legend" in titles
+    assert fig.layout.width is None and fig.layout.height == 3 * 260 + 110  # the width follows the page
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,11 @@ the evaluation loss; seeds are then averaged with the worst one dropped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 
 from utils.data import HierarchicalPairs, SparseUniform
@@ -106,3 +108,62 @@ def hierarchical_sweep(
         b=model.b_final.detach().cpu().reshape(*shape, n_seeds, 2),
         model_loss=losses.reshape(*shape, n_seeds),
     )
+
+
+
+CELL_THRESHOLDS = {"represented": 0.6, "superposed": 0.6, "orthogonal": 0.2, "dropped": 0.2}
+"""Cuts on a cell's averaged metrics (seed 000's): the child is represented when its norm exceeds
+0.6 and dropped below 0.2; represented and superposed when its superposition exceeds 0.6,
+represented with its own dimension when the superposition is below 0.2."""
+REGIONS = ("dropped", "own dimension", "superposed", "other")
+
+
+def cell_regions(norm: torch.Tensor, superposition: torch.Tensor) -> torch.Tensor:
+    """Index into `REGIONS` of each cell: `(...)`, `(...)` -> `(...)` int64 ("other" = in between)."""
+    cut = CELL_THRESHOLDS
+    represented = norm > cut["represented"]
+    region = torch.full(norm.shape, REGIONS.index("other"), dtype=torch.int64)
+    region[norm < cut["dropped"]] = REGIONS.index("dropped")
+    region[represented & (superposition < cut["orthogonal"])] = REGIONS.index("own dimension")
+    region[represented & (superposition > cut["superposed"])] = REGIONS.index("superposed")
+    return region
+
+
+def cell_region(norm: torch.Tensor | float, superposition: torch.Tensor | float) -> str:
+    """The region's name for one cell."""
+    return REGIONS[int(cell_regions(torch.as_tensor(norm), torch.as_tensor(superposition)))]
+
+
+def nearest_cell(result: SweepResult, p_feature1: float, conditional: float, importance: float) -> tuple[int, int, int]:
+    """Indices (panel, row, column) of the grid point closest to the given values (log distance on the axes)."""
+    distance = lambda axis, value: (axis.log() - math.log(value)).abs().argmin().item()  # noqa: E731
+    return (
+        (result.p_feature1 - p_feature1).abs().argmin().item(),
+        distance(result.conditional_axis, conditional),
+        distance(result.importance_axis, importance),
+    )
+
+
+def panel_diagnostics(result: SweepResult, sharing_norm: float = 0.1) -> pd.DataFrame:
+    """One row per panel (indexed by p1, rounded to 6 decimals): how the cells divide between the regions, and how models share.
+
+    Columns: `corr(norm, sup)` over the panel's cells; the number of cells in each of `REGIONS`
+    (`cell_regions` on the averaged metrics: superposed is red, own dimension blue, dropped grey);
+    and, over the panel's models whose two weights both exceed `sharing_norm` in size, the fraction
+    `antipodal` (w₁w₂ < 0).
+    """
+    rows = []
+    for k, p1 in enumerate(result.p_feature1.tolist()):
+        norm, superposition = result.norm[k].flatten(), result.superposition[k].flatten()
+        counts = torch.bincount(cell_regions(norm, superposition), minlength=len(REGIONS)).tolist()
+        w = result.W[k].reshape(-1, 2)
+        sharing = (w.abs() > sharing_norm).all(dim=1)
+        rows.append(
+            {
+                "p1": round(p1, 6),
+                "corr(norm, sup)": torch.corrcoef(torch.stack([norm, superposition]))[0, 1].item(),
+                **{REGIONS[r]: counts[r] for r in (2, 1, 0, 3)},
+                "antipodal": (w[sharing].prod(dim=1) < 0).float().mean().item() if sharing.any() else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("p1")

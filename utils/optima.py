@@ -148,9 +148,11 @@ def hierarchical_optimum(
     n_starts: int = 32,
     steps: int = 1500,
     seed: int = 0,
+    n_grid: int = 48,
 ) -> HierarchicalOptimum:
     """Minimise the exact expected loss from `n_starts` random starts per configuration (Adam on the
-    quadrature, then the final losses on a finer grid). All inputs `(k,)`; feature 1's importance is 1.
+    quadrature with `n_grid` points per value, then the final losses on a finer grid of 256). All
+    inputs `(k,)`; feature 1's importance is 1.
     """
     p1, q, i2 = (torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (p_feature1, p_feature2_given_1, importance2))
     k = p1.numel()
@@ -163,7 +165,7 @@ def hierarchical_optimum(
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = 2e-2 * (0.5 * (1 + math.cos(math.pi * step / steps)) + 0.01)
-        loss = hierarchical_expected_loss(W, b, expand(p1), expand(q), importance, n_grid=48)
+        loss = hierarchical_expected_loss(W, b, expand(p1), expand(q), importance, n_grid=n_grid)
         optimizer.zero_grad()
         loss.sum().backward()
         optimizer.step()

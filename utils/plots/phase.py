@@ -125,7 +125,7 @@ def plot_phase_diagram(
     norm_max: float = 1.0,
     superposition_max: float = 1.0,
     title: str = "Phase diagram",
-    panel_size: int = 320,
+    panel_height: int = 260,
 ) -> go.Figure:
     """Phase diagrams over two log axes, one panel per set of metrics, plus the colour legend square.
 
@@ -138,6 +138,7 @@ def plot_phase_diagram(
         n_cols: panels per row (default: up to 3).
         norm_title, superposition_title: names of the two metrics in hover read-outs and the legend.
         norm_max, superposition_max: metric values that get the full colour (larger ones are clipped).
+        panel_height: pixels per row of panels; the width follows the page (no fixed width).
 
     Hovering a cell reads out both axis values and the three metrics.
     """
@@ -232,8 +233,7 @@ def plot_phase_diagram(
     fig.update_yaxes(showgrid=False, zeroline=False)
     fig.update_layout(
         title=title,
-        width=int(panel_size * (n_cols + 0.62)) + 80,
-        height=int(panel_size * n_rows) + 100,
+        height=int(panel_height * n_rows) + 110,
         plot_bgcolor="white",
         margin=dict(t=90, l=70, r=20, b=60),
     )
