@@ -27,17 +27,18 @@ def test_manual_adam_equals_torch_adam_step_for_step():
         torch.testing.assert_close(mine, reference.detach(), rtol=1e-6, atol=1e-6, msg=f"step {step}")
 
 
+@pytest.mark.parametrize("planes", [True, False], ids=["planes", "einsum"])
 @pytest.mark.parametrize("n_inst, batch, feats, hidden", [(3, 7, 2, 1), (4, 9, 5, 2), (2, 6, 20, 5), (2, 5, 40, 10)])
-def test_hand_written_gradients_equal_autograd(n_inst, batch, feats, hidden):
+def test_hand_written_gradients_equal_autograd(n_inst, batch, feats, hidden, planes):
     generator = torch.Generator().manual_seed(feats)
     W = torch.randn(n_inst, hidden, feats, generator=generator, dtype=torch.float64, requires_grad=True)
     b = (0.3 * torch.randn(n_inst, feats, generator=generator, dtype=torch.float64)).requires_grad_()
     importance = torch.rand(n_inst, feats, generator=generator, dtype=torch.float64)
     x = torch.rand(batch, n_inst, feats, generator=generator, dtype=torch.float64)
     x = torch.where(x < 0.5, 0.0, x)  # sparse, so some ReLUs are off
-    expected = gradients.loss(W, b, importance, x)
+    expected = gradients.loss(W, b, importance, x, planes=False)
     expected.sum().backward()
-    per_instance, grad_W, grad_b = gradients.loss_and_gradients(W.detach(), b.detach(), importance, x)
+    per_instance, grad_W, grad_b = gradients.loss_and_gradients(W.detach(), b.detach(), importance, x, planes)
     torch.testing.assert_close(per_instance, expected.detach())
     torch.testing.assert_close(grad_W, W.grad)
     torch.testing.assert_close(grad_b, b.grad)
@@ -95,7 +96,8 @@ def test_unsupported_models_and_laws_say_why():
     for model_class in (LinearToyModel, NeuronModel):
         model = model_class(cfg, seed=0, device="cpu")
         assert model_class.__name__ in unsupported_reason(model)
-        with pytest.raises(ValueError, match=f"fast=True, but the fast path cannot train this model.*{model_class.__name__}"):
+        message = f"fast=True, but the fast path cannot train this model.*{model_class.__name__}"
+        with pytest.raises(ValueError, match=message):
             optimize(model, steps=2, batch_size=4, fast=True, progress=False)
     fixed = ToyModel(cfg, data=FixedDataset(torch.rand(10, 3), n_inst=4), seed=0, device="cpu")
     with pytest.raises(ValueError, match="data law FixedDataset"):
@@ -110,6 +112,7 @@ def test_eager_fallback_when_compile_fails(monkeypatch, capsys):
     monkeypatch.setattr(trainer, "_compiled_step", broken)
     monkeypatch.setattr(trainer, "_compiled_eval", broken)
     monkeypatch.setattr(trainer, "_compile_failure", None)
+    monkeypatch.setattr(trainer, "COMPILE_WORK", 1)  # compile even this small run
     model = ToyModel(ToyModelConfig(8, 2, 1), feature_probability=0.5, seed=0, device="cpu")
     history = optimize(model, steps=30, batch_size=32, lr=1e-2, log_every=10, progress=False)
     losses = evaluate(model, 512, generator=torch.Generator().manual_seed(0))
@@ -128,16 +131,18 @@ def _train_grid(fast: bool | None, compiled: bool = True, seed: int = 0):
     law = HierarchicalPairs(p1.repeat_interleave(n_seeds), q.repeat_interleave(n_seeds))
     model = ToyModel(ToyModelConfig(6 * n_seeds, 2, 1), importance=importance, data=law, seed=seed, device="cpu")
     kwargs = dict(steps=400, batch_size=128, lr=1e-2, weight_decay=1e-4, progress=False)
-    if fast and not compiled:
+    if fast:
         lrs = torch.full((400,), 1e-2)
-        trainer.train_fast(model, 400, 128, lrs, 1e-4, 400, compiled=False, progress=False)
+        trainer.train_fast(model, 400, 128, lrs, 1e-4, 400, compiled=compiled, progress=False)
     else:
         optimize(model, fast=fast, **kwargs)
     losses = evaluate(model, 8192, generator=torch.Generator().manual_seed(99), fast=False).reshape(6, n_seeds)
     return losses.mean(1), losses.std(1)
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "eager"])
+@pytest.mark.parametrize(
+    "compiled", [pytest.param(True, marks=pytest.mark.slow), False], ids=["compiled", "eager"]
+)  # compiled: about 4 s with a warm inductor cache, a minute or two cold
 def test_fast_path_agrees_in_law_with_autograd(compiled):
     fast_mean, fast_sd = _train_grid(True, compiled, seed=1)
     ref_mean, ref_sd = _train_grid(False, seed=2)

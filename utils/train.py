@@ -1,10 +1,10 @@
 """One batched trainer for every model in the book.
 
 `optimize` trains on a fresh batch each step (the toy-model setting); for the tied ReLU model
-`ToyModel` it hands over to the fast trainer of `utils.fast` (hand-written gradients, compiled); `train_on_dataset` trains on a
-fixed dataset, full batch, and keeps parameter snapshots for the training-dashboard animation. Both
-use Adam with weight decay added to the gradient (`torch.optim.Adam(weight_decay=...)`), a
-learning-rate schedule, and stop with `TrainingDivergedError` naming the instances whose loss became
+`ToyModel` it hands over to the fast trainer of `utils.fast` (hand-written gradients, compiled
+for long runs); `train_on_dataset` trains on a fixed dataset, full batch, and keeps parameter
+snapshots for the training-dashboard animation. Both use Adam with weight decay added to the
+gradient (`torch.optim.Adam(weight_decay=...)`), a learning-rate schedule, and stop with `TrainingDivergedError` naming the instances whose loss became
 NaN or infinite. Losses are summed over instances, so instances train independently.
 
 `best_instances` and `drop_worst_mean` reduce groups of seeds trained side by side.

@@ -29,19 +29,27 @@ from __future__ import annotations
 import torch
 
 SMALL = 64
-"""Up to this many weights per instance (hidden x feats), the model is written feature by feature:
-sums of (batch, inst) planes, which inductor fuses into a few loops over the batch; above it the
-contractions are batched matrix products (`torch.einsum`)."""
+"""Up to this many weights per instance (hidden x feats), compiled code writes the model feature by
+feature: sums of (batch, inst) planes, which inductor fuses into a few loops over the batch;
+otherwise the contractions are batched matrix products (`torch.einsum`)."""
 
 
-def is_small(W: torch.Tensor) -> bool:
-    """Whether `W: (inst, hidden, feats)` is small enough to be written out feature by feature."""
-    return W.shape[-2] * W.shape[-1] <= SMALL
+def _use_planes(W: torch.Tensor, planes: bool | None) -> bool:
+    """`planes`, or by default: whether `W: (inst, hidden, feats)` is small and the code is being
+    compiled (eagerly, each plane costs one kernel launch, and fewer, bigger einsums are faster)."""
+    if planes is not None:
+        return planes
+    return W.shape[-2] * W.shape[-1] <= SMALL and torch.compiler.is_compiling()
 
 
-def forward(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hidden z `(batch, inst, hidden)` and pre-activation a `(batch, inst, feats)` for `x: (batch, inst, feats)`."""
-    if not is_small(W):
+def forward(
+    W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, planes: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden z `(batch, inst, hidden)` and pre-activation a `(batch, inst, feats)` for `x: (batch, inst, feats)`.
+
+    `planes`: write the model feature by feature (default: when small and compiling).
+    """
+    if not _use_planes(W, planes):
         z = torch.einsum("bif,ihf->bih", x, W)
         return z, torch.einsum("bih,ihf->bif", z, W) + b
     zs, pres = _forward_planes(W, b, x.unbind(-1))
@@ -56,22 +64,25 @@ def _forward_planes(W, b, xs):
     return zs, pres
 
 
-def loss(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def loss(
+    W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, x: torch.Tensor, planes: bool | None = None
+) -> torch.Tensor:
     """Per-instance loss `(inst,)`: importance-weighted squared error, mean over batch and features."""
-    _, a = forward(W, b, x)
+    _, a = forward(W, b, x, planes)
     return (importance * (torch.relu(a) - x) ** 2).mean(dim=(0, 2))
 
 
 def loss_and_gradients(
-    W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, x: torch.Tensor
+    W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, x: torch.Tensor, planes: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Loss `(inst,)` and its gradients with respect to `W: (inst, hidden, feats)` and `b: (inst, feats)`.
 
-    `importance: (inst, feats)`, `x: (batch, inst, feats)`; see the module docstring for the derivation.
+    `importance: (inst, feats)`, `x: (batch, inst, feats)`, `planes` as in `forward`; see the module
+    docstring for the derivation.
     """
     n = x.shape[0] * x.shape[2]
-    if not is_small(W):
-        z, a = forward(W, b, x)
+    if not _use_planes(W, planes):
+        z, a = forward(W, b, x, planes=False)
         error = torch.relu(a) - x
         weighted = importance * error
         per_instance = (weighted * error).sum(dim=(0, 2)) / n

@@ -61,8 +61,8 @@ def key_from_generator(generator: torch.Generator | None, device: torch.device |
 
     Drawing advances the generator, so successive calls give independent streams.
     """
-    words = torch.randint(0, 1 << 32, (2,), generator=generator, dtype=torch.int64, device="cpu" if generator is None else generator.device)
-    return words.to(device)
+    source = "cpu" if generator is None else generator.device
+    return torch.randint(0, 1 << 32, (2,), generator=generator, dtype=torch.int64, device=source).to(device)
 
 
 def uniform_batches(

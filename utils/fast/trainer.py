@@ -7,9 +7,12 @@ with Adam (`utils.fast.adam`). Two ways to run it:
 - compiled (`torch.compile(dynamic=False)`): the uniforms come from Philox4x32-10 inside the graph
   (`utils.fast.philox`, counter = (instance, draw, step, stream), key drawn from the caller's
   generator), so inductor fuses sampling, forward, backward and Adam into a few loops that never
-  write the batch to memory; the learning rate and step are tensor inputs, so schedules do not
-  recompile. One compile per (chunk size, batch, sizes, law) and process, a few seconds cold.
-- eager: the same step with uniforms from `torch.rand` on the caller's generator; used
+  write the batch to memory (`FUSE_ALL`; set UTILS_FAST_FUSE_ALL=0 for inductor's defaults, which
+  compile faster and run slower); the learning rate and step are tensor inputs, so schedules do
+  not recompile. One compile per (chunk size, batch, sizes, law) and process: tens of seconds
+  with an empty inductor cache, a few seconds once cached. Worth it for long runs only, so by
+  default runs below `COMPILE_WORK` sample-steps stay eager.
+- eager: the same step with uniforms from `torch.rand` on the caller's generator; also used
   automatically, after a one-line notice, where torch.compile or its C++ compiler is missing.
 
 Both give the same law as `utils.train`'s autograd loop, not the same numbers: the random streams
@@ -37,6 +40,10 @@ MAX_CHUNK = {"cpu": 4096}
 DEFAULT_MAX_CHUNK = 1 << 16
 EVAL_BLOCK = 256
 """Evaluation samples drawn per compiled call."""
+
+COMPILE_WORK = 10**9
+"""With `compiled=None`, compile only runs of at least this many sample-steps (instances x batch x
+steps): a cold compile costs tens of seconds, which only long runs such as chapter 3's sweep repay."""
 
 _compile_failure: str | None = None
 """Why torch.compile failed in this process (then every run uses the eager path)."""
@@ -172,8 +179,8 @@ def train_fast(
         lr_per_step: `(steps,)` learning rate of every step (schedule applied).
         generator: the random source: the eager path draws from it; the compiled path draws only
             its Philox key from it. Default: the model's own generator (torch's global one if None).
-        compiled: True or None: the compiled path, falling back to eager where compiling fails;
-            False: the eager path.
+        compiled: True: the compiled path (eager where compiling fails, with a notice); None: the
+            same for runs of at least `COMPILE_WORK` sample-steps, else eager; False: eager.
         on_log: called as `on_log(losses (inst,), step)` at each logged step, chunk by chunk with
             NaN for instances not yet trained (the divergence check).
 
@@ -197,7 +204,7 @@ def train_fast(
     decay = torch.tensor(float(weight_decay), device=device)
     n_logged = math.ceil(steps / log_every)
     history = torch.full((n_logged, total), math.nan, device=device)
-    use_compiled = compiled is not False
+    use_compiled = compiled or (compiled is None and total * batch_size * steps >= COMPILE_WORK)
     block = max(1, min(steps, 50))
     bar = tqdm(total=steps * n_chunks, disable=not progress, desc=f"{type(model).__name__} (fast)")
     for c in range(n_chunks):
@@ -236,6 +243,7 @@ def evaluate_fast(model, n_samples: int, generator: torch.Generator | None = Non
 
     The compiled path draws its Philox key from `generator` (default: the model's own generator)
     and evaluates `EVAL_BLOCK` samples per call; the eager path draws from `generator` directly.
+    `compiled` as in `train_fast` (work = instances x samples).
     """
     spec: LawSpec = law_spec(model.data)
     generator = generator if generator is not None else model.generator
@@ -246,7 +254,7 @@ def evaluate_fast(model, n_samples: int, generator: torch.Generator | None = Non
     importance_all, params_all = _padded(model.importance, total), _padded(spec.params.to(device), total)
     key = philox.key_from_generator(generator, device)
     sums = torch.zeros(total, device=device)
-    use_compiled = compiled is not False
+    use_compiled = compiled or (compiled is None and total * n_samples >= COMPILE_WORK)
     for c in range(n_chunks):
         rows = slice(c * chunk, (c + 1) * chunk)
         instance = torch.arange(rows.start, rows.stop, device=device)
