@@ -7,7 +7,7 @@ from utils.data import AnticorrelatedPairs, CorrelatedPairs, FixedDataset, Hiera
 from utils.fast import gradients, philox, trainer, unsupported_reason
 from utils.fast.adam import adam_update_
 from utils.models import LinearToyModel, NeuronModel, ToyModel, ToyModelConfig
-from utils.train import cosine_decay_lr, evaluate, optimize
+from utils.train import TrainingDivergedError, cosine_decay_lr, evaluate, optimize
 
 
 def test_manual_adam_equals_torch_adam_step_for_step():
@@ -103,6 +103,12 @@ def test_unsupported_models_and_laws_say_why():
     with pytest.raises(ValueError, match="data law FixedDataset"):
         optimize(fixed, steps=2, batch_size=4, fast=True, progress=False)
     optimize(fixed, steps=2, batch_size=4, progress=False)  # automatic: the autograd path
+
+
+def test_divergence_on_the_fast_path_names_the_instances():
+    model = ToyModel(ToyModelConfig(4, 2, 1), feature_probability=0.5, seed=0, device="cpu")
+    with pytest.raises(TrainingDivergedError, match="the loss of 4 of 4 instances is NaN or infinite"):
+        optimize(model, steps=20, batch_size=16, lr=1e30, log_every=1, fast=True, progress=False)
 
 
 def test_eager_fallback_when_compile_fails(monkeypatch, capsys):

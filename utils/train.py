@@ -4,8 +4,9 @@
 `ToyModel` it hands over to the fast trainer of `utils.fast` (hand-written gradients, compiled
 for long runs); `train_on_dataset` trains on a fixed dataset, full batch, and keeps parameter
 snapshots for the training-dashboard animation. Both use Adam with weight decay added to the
-gradient (`torch.optim.Adam(weight_decay=...)`), a learning-rate schedule, and stop with `TrainingDivergedError` naming the instances whose loss became
-NaN or infinite. Losses are summed over instances, so instances train independently.
+gradient (`torch.optim.Adam(weight_decay=...)`), a learning-rate schedule, and stop with
+`TrainingDivergedError` naming the instances whose loss became NaN or infinite. Losses are summed
+over instances, so instances train independently.
 
 `best_instances` and `drop_worst_mean` reduce groups of seeds trained side by side.
 """
@@ -108,9 +109,10 @@ def optimize(
     """Train `model` in place on a fresh batch from `model.generate_batch` every step.
 
     A `ToyModel` with one of the laws `utils.fast` covers trains on the fast path by default: the
-    same model, law, Adam and steps, with hand-written gradients in one compiled graph that draws
-    its own random numbers (Philox, keyed from `generator`), so its data stream differs from the
-    autograd path's while following the same law. Everything else trains with autograd.
+    same model, law, Adam and steps, with hand-written gradients; long runs (such as chapter 3's
+    sweep) in one compiled graph that draws its own random numbers (Philox, keyed from
+    `generator`), so their data stream differs from the autograd path's while following the same
+    law. Everything else trains with autograd.
 
     Args:
         model: any model of `utils.models` (or one with `generate_batch`, `forward`, `loss_per_instance`).
@@ -143,7 +145,7 @@ def optimize(
         lrs = torch.tensor([lr * lr_scale(step, steps) for step in range(steps)])
         return train_fast(
             model, steps, batch_size, lrs, weight_decay, log_every, generator, progress=progress,
-            on_log=lambda losses, step: check_finite_losses(losses.nan_to_num(0.0), step, lr),
+            on_log=lambda losses, step: check_finite_losses(losses, step, lr),
         )
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = torch.empty(math.ceil(steps / log_every), model.cfg.n_inst)
@@ -169,8 +171,9 @@ def evaluate(
     """The per-instance loss `(inst,)` on `n_samples` fresh samples.
 
     Models the fast path covers (see `optimize`; `fast` as there) are evaluated by `utils.fast`,
-    chunked over instances, with a Philox stream keyed from `generator`. Others draw at most
-    `chunk` samples at a time, fewer when instances are many, so memory stays bounded.
+    chunked over instances (compiled, with a Philox stream keyed from `generator`, for big
+    evaluations). Others draw at most `chunk` samples at a time, fewer when instances are many, so
+    memory stays bounded.
     """
     check_positive_int(n_samples, "n_samples")
     check_positive_int(chunk, "chunk")

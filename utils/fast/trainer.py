@@ -182,7 +182,7 @@ def train_fast(
         compiled: True: the compiled path (eager where compiling fails, with a notice); None: the
             same for runs of at least `COMPILE_WORK` sample-steps, else eager; False: eager.
         on_log: called as `on_log(losses (inst,), step)` at each logged step, chunk by chunk with
-            NaN for instances not yet trained (the divergence check).
+            0 for instances not yet trained (the divergence check).
 
     Returns:
         The per-instance loss history `(ceil(steps / log_every), inst)` on the CPU.
@@ -203,7 +203,7 @@ def train_fast(
     step_numbers = torch.arange(1, steps + 1, device=device)
     decay = torch.tensor(float(weight_decay), device=device)
     n_logged = math.ceil(steps / log_every)
-    history = torch.full((n_logged, total), math.nan, device=device)
+    history = torch.zeros(n_logged, total, device=device)
     use_compiled = compiled or (compiled is None and total * batch_size * steps >= COMPILE_WORK)
     block = max(1, min(steps, 50))
     bar = tqdm(total=steps * n_chunks, disable=not progress, desc=f"{type(model).__name__} (fast)")
