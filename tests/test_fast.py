@@ -105,6 +105,29 @@ def test_unsupported_models_and_laws_say_why():
     optimize(fixed, steps=2, batch_size=4, progress=False)  # automatic: the autograd path
 
 
+@pytest.mark.parametrize(
+    "law",
+    [
+        SparseUniform(torch.full((6, 5), 0.3)),
+        HierarchicalPairs(torch.full((6,), 0.5), torch.full((6,), 0.5)),
+        CorrelatedPairs(torch.full((6, 2), 0.3)),
+        AnticorrelatedPairs(torch.full((6, 2), 0.3)),
+    ],
+    ids=lambda law: type(law).__name__,
+)
+def test_eager_fast_path_follows_autograd_on_the_same_stream(law):
+    # Eager and unpadded, the fast path draws exactly model.generate_batch's numbers: the two paths
+    # then differ only by float rounding, with a schedule and weight decay.
+    cfg = ToyModelConfig(6, law.n_features, 2)
+    importance = 0.9 ** torch.arange(cfg.n_features)
+    models = [ToyModel(cfg, data=law, importance=importance, seed=3, device="cpu") for _ in range(2)]
+    kwargs = dict(steps=60, batch_size=64, lr=1e-2, lr_scale=cosine_decay_lr, weight_decay=1e-2, progress=False)
+    histories = [optimize(model, fast=fast, log_every=20, **kwargs) for model, fast in zip(models, (True, False))]
+    torch.testing.assert_close(histories[0], histories[1], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(models[0].W, models[1].W, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(models[0].b_final, models[1].b_final, rtol=1e-4, atol=1e-5)
+
+
 def test_divergence_on_the_fast_path_names_the_instances():
     model = ToyModel(ToyModelConfig(4, 2, 1), feature_probability=0.5, seed=0, device="cpu")
     with pytest.raises(TrainingDivergedError, match="the loss of 4 of 4 instances is NaN or infinite"):

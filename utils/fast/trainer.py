@@ -64,11 +64,16 @@ def unsupported_reason(model) -> str | None:
     return spec if isinstance(spec, str) else None
 
 
-def _chunking(n_inst: int, device: torch.device) -> tuple[int, int]:
-    """(chunk size, number of chunks): equal chunks of a power-of-two size, fewest possible."""
+def _chunking(n_inst: int, device: torch.device, compiled: bool) -> tuple[int, int]:
+    """(chunk size, number of chunks), fewest possible equal chunks.
+
+    Compiled, the size is a power of two, so that few shapes (compiles) serve all runs; eager, a
+    single chunk is exactly `n_inst`, so the run draws the same numbers as `model.generate_batch`.
+    """
     largest = MAX_CHUNK.get(device.type, DEFAULT_MAX_CHUNK)
     n_chunks = math.ceil(n_inst / largest)
-    return 1 << max(4, math.ceil(math.log2(math.ceil(n_inst / n_chunks)))), n_chunks
+    size = math.ceil(n_inst / n_chunks)
+    return (1 << max(4, math.ceil(math.log2(size))) if compiled else size), n_chunks
 
 
 def _padded(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -194,17 +199,19 @@ def train_fast(
     generator = generator if generator is not None else model.generator
     device = model.W.device
     n_inst, (_, hidden, feats) = model.cfg.n_inst, model.W.shape
-    chunk, n_chunks = _chunking(n_inst, device)
+    use_compiled = compile_available() and (
+        compiled or (compiled is None and n_inst * batch_size * steps >= COMPILE_WORK)
+    )
+    chunk, n_chunks = _chunking(n_inst, device, use_compiled)
     total = chunk * n_chunks
     W_all, b_all = _padded(model.W.detach(), total), _padded(model.b_final.detach(), total)
     importance_all, params_all = _padded(model.importance, total), _padded(spec.params.to(device), total)
-    key = philox.key_from_generator(generator, device)
+    key = philox.key_from_generator(generator, device) if use_compiled else None
     lrs = lr_per_step.to(device=device, dtype=torch.float32)
     step_numbers = torch.arange(1, steps + 1, device=device)
     decay = torch.tensor(float(weight_decay), device=device)
     n_logged = math.ceil(steps / log_every)
     history = torch.zeros(n_logged, total, device=device)
-    use_compiled = compiled or (compiled is None and total * batch_size * steps >= COMPILE_WORK)
     block = max(1, min(steps, 50))
     bar = tqdm(total=steps * n_chunks, disable=not progress, desc=f"{type(model).__name__} (fast)")
     for c in range(n_chunks):
@@ -248,13 +255,15 @@ def evaluate_fast(model, n_samples: int, generator: torch.Generator | None = Non
     spec: LawSpec = law_spec(model.data)
     generator = generator if generator is not None else model.generator
     device = model.W.device
-    chunk, n_chunks = _chunking(model.cfg.n_inst, device)
+    use_compiled = compile_available() and (
+        compiled or (compiled is None and model.cfg.n_inst * n_samples >= COMPILE_WORK)
+    )
+    chunk, n_chunks = _chunking(model.cfg.n_inst, device, use_compiled)
     total = chunk * n_chunks
     W_all, b_all = _padded(model.W.detach(), total), _padded(model.b_final.detach(), total)
     importance_all, params_all = _padded(model.importance, total), _padded(spec.params.to(device), total)
-    key = philox.key_from_generator(generator, device)
+    key = philox.key_from_generator(generator, device) if use_compiled else None
     sums = torch.zeros(total, device=device)
-    use_compiled = compiled or (compiled is None and total * n_samples >= COMPILE_WORK)
     for c in range(n_chunks):
         rows = slice(c * chunk, (c + 1) * chunk)
         instance = torch.arange(rows.start, rows.stop, device=device)
