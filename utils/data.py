@@ -7,7 +7,9 @@ Chapter 1 uses `generate_data`, a plain `(n_points, n_features)` sample. Every b
 
 The batched laws draw one uniform number `u` per feature (or pair) and use it twice: the feature is
 active when `u < p`, and its value is `u / p`, which given `u < p` is again uniform on [0, 1). That is
-the same law as separate "active?" and "value" draws, with half the random numbers.
+the same law as separate "active?" and "value" draws, with half the random numbers. The maps from
+uniforms to features are plain functions (`sparse_from_uniform`, ...) shared with the fast trainer
+(`utils.fast`), which feeds them uniforms from its own in-graph generator.
 """
 
 from __future__ import annotations
@@ -43,6 +45,38 @@ def _uniform(shape: tuple[int, ...], device: torch.device, generator: torch.Gene
     return torch.rand(shape, device=device, generator=generator)
 
 
+def sparse_from_uniform(u: torch.Tensor, p: torch.Tensor, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    """Independent features from uniforms: active when u < p, with value low + (high - low)·u/p.
+
+    `u: (..., feats)`, `p` broadcastable to it -> `(..., feats)`.
+    """
+    return torch.where(u < p, low + (high - low) * (u / p), 0.0)
+
+
+def hierarchical_from_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Parent and child from uniforms: `u: (..., 2)`, `p = (p1, p(child | parent))` broadcastable to it -> `(..., 2)`."""
+    active = u < p
+    active = torch.stack([active[..., 0], active[..., 0] & active[..., 1]], dim=-1)
+    return torch.where(active, u / p, 0.0)
+
+
+def correlated_from_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Pairs active together from uniforms: `u: (..., n_pairs, 2)`, `p: (..., n_pairs)` -> `(..., 2 n_pairs)`.
+
+    The pair is active when u[..., 0] < p; its values are u[..., 0]/p and u[..., 1].
+    """
+    pair_active = u[..., :1] < p[..., None]
+    values = torch.cat([u[..., :1] / p[..., None], u[..., 1:]], dim=-1)
+    return torch.where(pair_active, values, 0.0).flatten(-2)
+
+
+def anticorrelated_from_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """At most one feature of a pair active, from one uniform per pair: `u, p: (..., n_pairs)` -> `(..., 2 n_pairs)`."""
+    first = torch.where(u < p, u / p, 0.0)
+    second = torch.where((u >= p) & (u < 2 * p), (u - p) / p, 0.0)
+    return torch.stack([first, second], dim=-1).flatten(-2)
+
+
 def _as_matrix(value: torch.Tensor | float, name: str, dims: str, device=None) -> torch.Tensor:
     tensor = torch.as_tensor(value, dtype=torch.float32, device=device)
     if tensor.dim() != 2:
@@ -73,9 +107,7 @@ class SparseUniform:
         """A batch `(batch, inst, feats)`."""
         check_positive_int(batch_size, "batch_size")
         p = self.feature_probability
-        u = _uniform((batch_size, *p.shape), p.device, generator)
-        value = self.low + (self.high - self.low) * (u / p)
-        return torch.where(u < p, value, 0.0)
+        return sparse_from_uniform(_uniform((batch_size, *p.shape), p.device, generator), p, self.low, self.high)
 
 
 class HierarchicalPairs:
@@ -107,10 +139,7 @@ class HierarchicalPairs:
         """A batch `(batch, inst, 2)`."""
         check_positive_int(batch_size, "batch_size")
         p = torch.stack([self.p_feature1, self.p_feature2_given_1], dim=-1)
-        u = _uniform((batch_size, self.n_inst, 2), p.device, generator)
-        active = u < p
-        active[..., 1] &= active[..., 0]
-        return torch.where(active, u / p, 0.0)
+        return hierarchical_from_uniform(_uniform((batch_size, self.n_inst, 2), p.device, generator), p)
 
 
 class CorrelatedPairs:
@@ -131,10 +160,7 @@ class CorrelatedPairs:
         """A batch `(batch, inst, 2 * n_pairs)`."""
         check_positive_int(batch_size, "batch_size")
         p = self.feature_probability
-        u = _uniform((batch_size, *p.shape, 2), p.device, generator)
-        pair_active = u[..., :1] < p[..., None]
-        values = torch.cat([u[..., :1] / p[..., None], u[..., 1:]], dim=-1)
-        return torch.where(pair_active, values, 0.0).flatten(-2)
+        return correlated_from_uniform(_uniform((batch_size, *p.shape, 2), p.device, generator), p)
 
 
 class AnticorrelatedPairs:
@@ -163,10 +189,7 @@ class AnticorrelatedPairs:
         """A batch `(batch, inst, 2 * n_pairs)`."""
         check_positive_int(batch_size, "batch_size")
         p = self.feature_probability
-        u = _uniform((batch_size, *p.shape), p.device, generator)
-        first = torch.where(u < p, u / p, 0.0)
-        second = torch.where((u >= p) & (u < 2 * p), (u - p) / p, 0.0)
-        return torch.stack([first, second], dim=-1).flatten(-2)
+        return anticorrelated_from_uniform(_uniform((batch_size, *p.shape), p.device, generator), p)
 
 
 class FixedDataset:

@@ -1,10 +1,12 @@
 """One batched trainer for every model in the book.
 
-`optimize` trains on a fresh batch each step (the toy-model setting); `train_on_dataset` trains on a
-fixed dataset, full batch, and keeps parameter snapshots for the training-dashboard animation. Both
-use Adam with weight decay added to the gradient (`torch.optim.Adam(weight_decay=...)`), a
-learning-rate schedule, and stop with `TrainingDivergedError` naming the instances whose loss became
-NaN or infinite. Losses are summed over instances, so instances train independently.
+`optimize` trains on a fresh batch each step (the toy-model setting); for the tied ReLU model
+`ToyModel` it hands over to the fast trainer of `utils.fast` (hand-written gradients, compiled
+for long runs); `train_on_dataset` trains on a fixed dataset, full batch, and keeps parameter
+snapshots for the training-dashboard animation. Both use Adam with weight decay added to the
+gradient (`torch.optim.Adam(weight_decay=...)`), a learning-rate schedule, and stop with
+`TrainingDivergedError` naming the instances whose loss became NaN or infinite. Losses are summed
+over instances, so instances train independently.
 
 `best_instances` and `drop_worst_mean` reduce groups of seeds trained side by side.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from utils.fast import evaluate_fast, train_fast, unsupported_reason
 from utils.validation import check_positive_int
 
 Schedule = Callable[[int, int], float]
@@ -101,9 +104,16 @@ def optimize(
     progress: bool = True,
     log_every: int | None = None,
     generator: torch.Generator | None = None,
+    fast: bool | None = None,
     hand_gradients: bool = False,
 ) -> torch.Tensor:
     """Train `model` in place on a fresh batch from `model.generate_batch` every step.
+
+    A `ToyModel` with one of the laws `utils.fast` covers trains on the fast path by default: the
+    same model, law, Adam and steps, with hand-written gradients; long runs (such as chapter 3's
+    sweep) in one compiled graph that draws its own random numbers (Philox, keyed from
+    `generator`), so their data stream differs from the autograd path's while following the same
+    law. Everything else trains with autograd.
 
     Args:
         model: any model of `utils.models` (or one with `generate_batch`, `forward`, `loss_per_instance`);
@@ -111,7 +121,10 @@ def optimize(
         lr_scale: the learning-rate schedule (multiplier of `lr`).
         weight_decay: L2 coefficient added to each gradient, as `torch.optim.Adam` does.
         log_every: log the loss every this many steps (default: about 200 rows).
-        generator: the data stream (default: the model's own, else torch's global one).
+        generator: the data stream (default: the model's own, else torch's global one); the fast
+            path draws only its Philox key from it.
+        fast: None picks the fast path (`utils.fast`) where it covers the model; True requires it
+            (a ValueError says why when it does not); False forces the autograd path.
         hand_gradients: let the model draw each batch and set its gradients itself with
             `model.step_gradients` (NeuronModel, NeuronComputationModel, ReluComputationModel on
             independent sparse features): the same loss and gradients as autograd, several times
@@ -123,6 +136,7 @@ def optimize(
 
     Raises:
         TrainingDivergedError: some instances' loss became NaN or infinite.
+        ValueError: `fast=True` for a model the fast path does not cover.
     """
     _check_hyperparameters(steps, lr, weight_decay, lr_scale)
     check_positive_int(batch_size, "batch_size")
@@ -130,6 +144,17 @@ def optimize(
         raise ValueError(f"hand_gradients=True needs a model with step_gradients; {type(model).__name__} has none, use autograd")
     log_every = log_every or max(1, steps // 200)
     check_positive_int(log_every, "log_every")
+    if fast not in (None, True, False):
+        raise TypeError(f"fast must be None (automatic), True or False, got {fast!r}")
+    reason = unsupported_reason(model) if fast is not False else "fast=False"
+    if fast and reason is not None:
+        raise ValueError(f"fast=True, but the fast path cannot train this model: {reason}; pass fast=None or False")
+    if reason is None:
+        lrs = torch.tensor([lr * lr_scale(step, steps) for step in range(steps)])
+        return train_fast(
+            model, steps, batch_size, lrs, weight_decay, log_every, generator, progress=progress,
+            on_log=lambda losses, step: check_finite_losses(losses, step, lr),
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = torch.empty(math.ceil(steps / log_every), model.cfg.n_inst)
     bar = tqdm(range(steps), disable=not progress, desc=type(model).__name__)
@@ -149,11 +174,29 @@ def optimize(
     return history
 
 
+EVAL_ELEMENTS = 1 << 22
+"""Most batch elements (samples x instances x features) `evaluate` draws at once on the autograd path."""
+
+
 @torch.no_grad()
-def evaluate(model, n_samples: int = 4096, chunk: int = 1024, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The per-instance loss `(inst,)` on `n_samples` fresh samples, drawn `chunk` at a time."""
+def evaluate(
+    model, n_samples: int = 4096, chunk: int = 1024, generator: torch.Generator | None = None, fast: bool | None = None
+) -> torch.Tensor:
+    """The per-instance loss `(inst,)` on `n_samples` fresh samples.
+
+    Models the fast path covers (see `optimize`; `fast` as there) are evaluated by `utils.fast`,
+    chunked over instances (compiled, with a Philox stream keyed from `generator`, for big
+    evaluations). Others draw at most `chunk` samples at a time, fewer when instances are many, so
+    memory stays bounded.
+    """
     check_positive_int(n_samples, "n_samples")
+    check_positive_int(chunk, "chunk")
+    if fast is not False and unsupported_reason(model) is None:
+        return evaluate_fast(model, n_samples, generator)
+    if fast:
+        raise ValueError(f"fast=True, but the fast path cannot evaluate this model: {unsupported_reason(model)}")
     total = torch.zeros(model.cfg.n_inst, device=next(model.parameters()).device)
+    chunk = max(1, min(chunk, EVAL_ELEMENTS // (model.cfg.n_inst * model.cfg.n_features)))
     for start in range(0, n_samples, chunk):
         size = min(chunk, n_samples - start)
         batch = model.generate_batch(size, generator)

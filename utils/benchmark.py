@@ -1,0 +1,164 @@
+"""Benchmark: the fast trainer against the plain autograd loop, on a slice of chapter 3's sweep.
+
+    python -m utils.benchmark [--models 2048] [--steps 400]
+
+Runs in one process, on the same workload (tied ReLU models, 2 features in 1 dimension, hierarchical
+data, Adam lr 1e-2 with weight decay 1e-4, batch 256; a grid of p1 x importance x conditional
+probability with several seeds per configuration):
+
+1. the reference: the loop written the straightforward way, as in seed 000 (autograd through the
+   model, `torch.optim.Adam`, data from separate `torch.rand` calls, loss summed over models);
+2. the fast trainer, compiled (`utils.fast`, what `optimize` uses), compile time reported apart;
+3. the fast trainer's eager fallback (hand-written gradients, no compiler).
+
+It evaluates every trained model on the same 4096 samples, checks that each fast path agrees in law
+with the reference (per configuration, the mean loss over seeds within a few standard errors), and
+prints times, peak memory (resident set growth during each run) and ratios. The last line is
+`speedup: <ratio>x`, the compiled trainer's steady-state ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+import torch
+
+from utils.data import HierarchicalPairs
+from utils.fast import trainer
+from utils.hierarchy import sweep_grid
+from utils.models import ToyModel, ToyModelConfig
+from utils.train import evaluate
+
+P_FEATURE1 = [0.1, 0.4, 0.8, 0.95]
+LR, WEIGHT_DECAY, BATCH = 1e-2, 1e-4, 256
+
+
+class PeakMemory:
+    """Peak growth of this process's resident set (MB) while the `with` block runs, sampled every 2 ms."""
+
+    def __enter__(self):
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+    def _watch(self):
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def make_models(n_seeds: int, seed: int) -> ToyModel:
+    """The benchmark grid: len(P_FEATURE1) x 8 importances x 8 conditionals x `n_seeds` seeds, on the CPU."""
+    p1, q, importance = sweep_grid(P_FEATURE1, torch.logspace(-1, 1, 8), torch.logspace(-2, 0, 8), n_seeds)
+    cfg = ToyModelConfig(p1.numel(), 2, 1)
+    return ToyModel(cfg, importance=importance, data=HierarchicalPairs(p1, q), seed=seed, device="cpu")
+
+
+def reference_loop(model: ToyModel, steps: int) -> None:
+    """Seed 000's loop, written plainly: autograd, torch.optim.Adam, separate torch.rand calls."""
+    W = model.W.detach().clone()[:, 0].requires_grad_()  # (inst, 2)
+    b = model.b_final.detach().clone().requires_grad_()  # (inst, 2)
+    p1, q = model.data.p_feature1, model.data.p_feature2_given_1
+    optimizer = torch.optim.Adam([W, b], lr=LR, weight_decay=WEIGHT_DECAY)
+    for _ in range(steps):
+        parent = torch.rand(BATCH, p1.numel()) < p1
+        child = parent & (torch.rand(BATCH, p1.numel()) < q)
+        x = torch.rand(BATCH, p1.numel(), 2)
+        x = x * torch.stack([parent, child], dim=-1)
+        z = (x * W).sum(-1, keepdim=True)
+        out = torch.relu(z * W + b)
+        per_model = (model.importance * (out - x) ** 2).mean(dim=(0, 2))
+        optimizer.zero_grad(set_to_none=True)
+        per_model.sum().backward()
+        optimizer.step()
+    with torch.no_grad():
+        model.W.copy_(W[:, None, :])
+        model.b_final.copy_(b)
+
+
+def agreement(losses: torch.Tensor, reference: torch.Tensor, n_seeds: int) -> tuple[bool, str]:
+    """Same law? Per configuration, |mean difference| over seeds in standard errors; and the grid mean."""
+    a, r = losses.reshape(-1, n_seeds), reference.reshape(-1, n_seeds)
+    se = ((a.var(1) + r.var(1)) / n_seeds).sqrt() + 1e-4 * r.mean(1)
+    z = (a.mean(1) - r.mean(1)).abs() / se
+    grid_se = ((a.var(1) + r.var(1)).sum() / n_seeds).sqrt() / a.shape[0]
+    grid_z = (a.mean() - r.mean()).abs() / grid_se
+    ok = (z > 3).float().mean() <= 0.05 and grid_z < 3
+    text = (
+        f"mean loss {a.mean():.5f} vs reference {r.mean():.5f} ({grid_z:.1f} standard errors); "
+        f"configurations beyond 3 standard errors: {(z > 3).sum()} of {z.numel()} (median |z| {z.median():.2f})"
+    )
+    return bool(ok), text
+
+
+def main(argv: list[str] | None = None) -> float:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=8, help="seeds per configuration (models = 256 x seeds)")
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args(argv)
+    n_models = len(P_FEATURE1) * 64 * args.seeds
+    print(f"workload: {n_models} models, {args.steps} steps, batch {BATCH}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}", flush=True)
+    eval_generator = lambda: torch.Generator().manual_seed(1234)  # noqa: E731
+    lrs = torch.full((args.steps,), LR)
+    results = {}
+
+    def run(name: str, train) -> None:
+        model = make_models(args.seeds, seed=0)
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            train(model)
+            seconds = time.perf_counter() - start
+        losses = evaluate(model, 4096, generator=eval_generator(), fast=False)
+        results[name] = (seconds, memory.mb, losses)
+        print(f"{name}: {seconds:.2f} s, peak +{memory.mb:.0f} MB", flush=True)
+
+    run("reference (autograd, torch.optim.Adam)", lambda m: reference_loop(m, args.steps))
+    compile_start = time.perf_counter()
+    warm_up = make_models(args.seeds, seed=5)
+    trainer.train_fast(warm_up, 1, BATCH, lrs[:1], WEIGHT_DECAY, 1, compiled=True, progress=False)
+    compile_seconds = time.perf_counter() - compile_start
+    compiled = trainer.compile_available()
+    print(f"compile (first call, includes one step): {compile_seconds:.1f} s"
+          f"{'' if compiled else ' (compile failed: the compiled rows below ran eagerly)'}", flush=True)
+    fast = lambda compiled: lambda m: trainer.train_fast(  # noqa: E731
+        m, args.steps, BATCH, lrs, WEIGHT_DECAY, args.steps, compiled=compiled, progress=False
+    )
+    run("fast, compiled", fast(True))
+    run("fast, eager fallback", fast(False))
+    reference_seconds, _, reference_losses = results["reference (autograd, torch.optim.Adam)"]
+    all_ok = True
+    for name in ("fast, compiled", "fast, eager fallback"):
+        ok, text = agreement(results[name][2], reference_losses, args.seeds)
+        all_ok &= ok
+        print(f"agreement in law, {name}: {'PASS' if ok else 'FAIL'}: {text}")
+    eager_ratio = reference_seconds / results["fast, eager fallback"][0]
+    ratio = reference_seconds / results["fast, compiled"][0]
+    with_compile = reference_seconds / (results["fast, compiled"][0] + compile_seconds)
+    print(f"agreement: {'PASS' if all_ok else 'FAIL'}")
+    print(f"eager fallback speedup: {eager_ratio:.1f}x")
+    print(f"compiled speedup counting this run's compile time: {with_compile:.1f}x")
+    print(f"speedup: {ratio:.1f}x")
+    return ratio
+
+
+if __name__ == "__main__":
+    main()
