@@ -110,7 +110,6 @@ def hierarchical_sweep(
     )
 
 
-
 CELL_THRESHOLDS = {"represented": 0.6, "superposed": 0.6, "orthogonal": 0.2, "dropped": 0.2}
 """Cuts on a cell's averaged metrics (seed 000's): the child is represented when its norm exceeds
 0.6 and dropped below 0.2; represented and superposed when its superposition exceeds 0.6,
@@ -145,9 +144,9 @@ def nearest_cell(result: SweepResult, p_feature1: float, conditional: float, imp
 
 
 def panel_diagnostics(result: SweepResult, sharing_norm: float = 0.1) -> pd.DataFrame:
-    """One row per panel (indexed by p1, rounded to 6 decimals): how the cells divide between the regions, and how models share.
+    """One row per panel: how the cells divide between the regions, and how models share.
 
-    Columns: `corr(norm, sup)` over the panel's cells; the number of cells in each of `REGIONS`
+    Indexed by p1 (rounded to 6 decimals). Columns: `corr(norm, sup)` over the panel's cells; the number of cells in each of `REGIONS`
     (`cell_regions` on the averaged metrics: superposed is red, own dimension blue, dropped grey);
     and, over the panel's models whose two weights both exceed `sharing_norm` in size, the fraction
     `antipodal` (w₁w₂ < 0).
