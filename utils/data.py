@@ -255,9 +255,7 @@ def sample_sparse_uniform_inst_first(
     device = p.device
     p_max = float(p.max())
     if p_max > 0.1:
-        u = _uniform((n_inst, batch_size, n_features), device, generator)
-        q = p[:, None, :]
-        return torch.where(u < q, low + (high - low) * (u / q), 0.0)
+        return sparse_from_uniform(_uniform((n_inst, batch_size, n_features), device, generator), p[:, None, :], low, high)
     x = torch.zeros(n_inst, batch_size * n_features, device=device)
     if p_max == 0.0:
         return x.view(n_inst, batch_size, n_features)
