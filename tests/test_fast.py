@@ -1,11 +1,12 @@
-"""The fast trainer (utils.fast): gradients, Adam, Philox, dispatch, fallback, and agreement in law."""
+"""The fast trainer (utils.fast): gradients, Adam, Philox, the C kernel, dispatch, fallback, agreement in law."""
 
 import pytest
 import torch
 
 from utils.data import AnticorrelatedPairs, CorrelatedPairs, FixedDataset, HierarchicalPairs, SparseUniform
-from utils.fast import gradients, philox, trainer, unsupported_reason
+from utils.fast import gradients, native, philox, trainer, unsupported_reason
 from utils.fast.adam import adam_update_
+from utils.fast.laws import law_spec
 from utils.models import LinearToyModel, NeuronModel, ToyModel, ToyModelConfig
 from utils.train import TrainingDivergedError, cosine_decay_lr, evaluate, optimize
 
@@ -88,6 +89,95 @@ def test_philox_batches_pack_samples_into_calls(n_uniforms, sub_batches):
     assert together.unique().numel() == together.numel()  # no word used twice
 
 
+KERNEL_CASES = [  # (law, hidden): every law kernel.c draws, several shapes
+    (SparseUniform(torch.rand(5, 6) * 0.8 + 0.1, low=-1.0, high=1.0), 3),
+    (HierarchicalPairs(torch.rand(5) * 0.9 + 0.05, torch.rand(5) * 0.9 + 0.05), 1),
+    (CorrelatedPairs(torch.rand(5, 2) * 0.8 + 0.1), 2),
+    (AnticorrelatedPairs(torch.rand(5, 3) * 0.4 + 0.05), 2),
+]
+
+
+def _kernel_case(law, hidden: int, seed: int = 0):
+    """The kernel for `law` with random weights, importances and Adam moments for its 5 instances."""
+    spec = law_spec(law)
+    kernel = native.kernel(law.n_features, hidden, spec.code)
+    if isinstance(kernel, str):
+        pytest.skip(kernel)
+    torch.manual_seed(seed)
+    W = torch.randn(5, hidden, law.n_features) * 0.5
+    b = torch.randn(5, law.n_features) * 0.2
+    importance = torch.rand(5, law.n_features) + 0.5
+    return spec, kernel, W, b, importance
+
+
+def _uniform_batches(kernel, rng: torch.Tensor, steps: int, batch: int) -> torch.Tensor:
+    """The uniforms the kernel will use for `steps` batches: `(steps, batch, inst, n_uniforms)`."""
+    blocks = -(-batch // native.LANES)
+    u = kernel.draw(rng.clone(), steps * blocks)  # (inst, steps * blocks, n_uniforms, LANES)
+    u = u.unflatten(1, (steps, blocks)).permute(1, 2, 4, 0, 3).flatten(1, 2)  # (steps, blocks * LANES, inst, n_u)
+    return u[:, :batch]
+
+
+@pytest.mark.parametrize("law, hidden", KERNEL_CASES, ids=lambda case: type(case).__name__ if not isinstance(case, int) else "")
+def test_kernel_steps_equal_the_torch_step_on_the_same_uniforms(law, hidden):
+    # A batch of 20 (two full blocks of 8 and a masked partial one), weight decay, a changing lr.
+    spec, kernel, W, b, importance = _kernel_case(law, hidden)
+    steps, batch = 4, 20
+    rng = kernel.seed(5, key=123)
+    uniforms = _uniform_batches(kernel, rng, steps, batch)
+    lrs = torch.tensor([1e-2, 5e-3, 2e-2, 1e-3])
+    state = (W.clone(), b.clone(), *(torch.zeros_like(t) for t in (W, W, b, b)))
+    history = torch.zeros(steps, 5)
+    kernel.train(state, importance, spec.params, spec.value_range, rng, lrs, 0.1, range(0, 2), batch, 1, history)
+    kernel.train(state, importance, spec.params, spec.value_range, rng, lrs, 0.1, range(2, 4), batch, 1, history)
+
+    expected = (W.clone(), b.clone(), *(torch.zeros_like(t) for t in (W, W, b, b)))
+    for step in range(steps):
+        loss = trainer._step(*expected, importance, spec.params, spec.transform, [uniforms[step]], lrs[step],
+                             torch.tensor(step + 1), torch.tensor(0.1))  # fmt: skip
+        torch.testing.assert_close(history[step], loss, rtol=1e-5, atol=1e-7)
+    for got, want in zip(state, expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("law, hidden", KERNEL_CASES, ids=lambda case: type(case).__name__ if not isinstance(case, int) else "")
+def test_kernel_evaluation_equals_the_torch_loss(law, hidden):
+    spec, kernel, W, b, importance = _kernel_case(law, hidden)
+    rng = kernel.seed(5, key=7)
+    u = _uniform_batches(kernel, rng, 1, 100)[0]
+    expected = gradients.loss(W, b, importance, spec.transform(u, spec.params))
+    torch.testing.assert_close(kernel.evaluate(W, b, importance, spec.params, spec.value_range, rng, 100), expected)
+
+
+def test_kernel_streams_depend_on_key_and_instance_only():
+    law = HierarchicalPairs(torch.full((40,), 0.5), torch.full((40,), 0.5))
+    kernel = native.kernel(2, 1, law_spec(law).code)
+    if isinstance(kernel, str):
+        pytest.skip(kernel)
+    first = kernel.seed(40, key=99)
+    torch.testing.assert_close(kernel.seed(3, key=99), first[:3], rtol=0, atol=0)
+    assert not torch.equal(kernel.seed(3, key=100), first[:3])
+    u = kernel.draw(first.clone(), 1000)  # (inst, 1000 blocks, 2, LANES)
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
+    streams = u.permute(0, 3, 1, 2).flatten(2).flatten(0, 1)  # (inst * LANES, 2000): one row per generator
+    correlation = torch.corrcoef(streams) - torch.eye(streams.shape[0])
+    # 51,040 pairs of independent streams: |r| has standard deviation 1/sqrt(2000) = 0.022.
+    assert correlation.abs().max() < 0.15
+
+    def trained(threads: int) -> torch.Tensor:
+        model = ToyModel(ToyModelConfig(40, 2, 1), data=law, seed=0, device="cpu")
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            trainer.train_fast(model, 30, 64, torch.full((30,), 1e-2), 1e-4, 30, torch.Generator().manual_seed(5),
+                               compiled=True, progress=False)  # fmt: skip
+        finally:
+            torch.set_num_threads(previous)
+        return model.W.detach().clone()
+
+    torch.testing.assert_close(trained(1), trained(2), rtol=0, atol=0)
+
+
 def test_unsupported_models_and_laws_say_why():
     cfg = ToyModelConfig(4, 3, 2)
     assert unsupported_reason(ToyModel(cfg, seed=0, device="cpu")) is None
@@ -138,6 +228,8 @@ def test_eager_fallback_when_compile_fails(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler found")
 
+    monkeypatch.setattr(native, "kernel", lambda *sizes: "no C compiler (cc, gcc or clang) on PATH")
+    monkeypatch.setattr(trainer, "_native_failure", None)
     monkeypatch.setattr(trainer, "_compiled_step", broken)
     monkeypatch.setattr(trainer, "_compiled_eval", broken)
     monkeypatch.setattr(trainer, "_compile_failure", None)
@@ -146,6 +238,7 @@ def test_eager_fallback_when_compile_fails(monkeypatch, capsys):
     history = optimize(model, steps=30, batch_size=32, lr=1e-2, log_every=10, progress=False)
     losses = evaluate(model, 512, generator=torch.Generator().manual_seed(0))
     notice = capsys.readouterr().err
+    assert notice.count("C kernel unavailable (no C compiler (cc, gcc or clang) on PATH); using torch.compile") == 1
     assert notice.count("torch.compile unavailable (RuntimeError: no C++ compiler found); using the eager path") == 1
     assert history.shape == (3, 8) and torch.isfinite(history).all() and torch.isfinite(losses).all()
     assert history[-1].mean() < history[0].mean()
@@ -170,9 +263,12 @@ def _train_grid(fast: bool | None, compiled: bool = True, seed: int = 0):
 
 
 @pytest.mark.parametrize(
-    "compiled", [pytest.param(True, marks=pytest.mark.slow), False], ids=["compiled", "eager"]
-)  # compiled: about 4 s with a warm inductor cache, a minute or two cold
-def test_fast_path_agrees_in_law_with_autograd(compiled):
+    "compiled, use_kernel",
+    [(True, True), pytest.param(True, False, marks=pytest.mark.slow), (False, False)],
+    ids=["C kernel", "torch.compile", "eager"],
+)  # torch.compile: about 4 s with a warm inductor cache, a minute or two cold
+def test_fast_path_agrees_in_law_with_autograd(compiled, use_kernel, monkeypatch):
+    monkeypatch.setattr(trainer, "NATIVE", use_kernel)
     fast_mean, fast_sd = _train_grid(True, compiled, seed=1)
     ref_mean, ref_sd = _train_grid(False, seed=2)
     standard_error = ((fast_sd**2 + ref_sd**2) / 16).sqrt()

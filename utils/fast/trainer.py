@@ -2,16 +2,22 @@
 
 One training step of a chunk of instances is a pure tensor function (`_step`): draw the batch from
 uniforms, run the model, form the loss and its gradient by hand (`utils.fast.gradients`), update
-with Adam (`utils.fast.adam`). Two ways to run it:
+with Adam (`utils.fast.adam`). Three ways to run it:
 
-- compiled (`torch.compile(dynamic=False)`): the uniforms come from Philox4x32-10 inside the graph
+- compiled, on the CPU: the same step written in C (`kernel.c`, built by `utils.fast.native` with
+  the system C compiler in under a second), all steps of one instance back to back in registers,
+  SIMD over samples, instances split over `torch.get_num_threads()` threads. Its random numbers
+  come from per-instance xoshiro128+ generators seeded from a key drawn from the caller's
+  generator. Set UTILS_FAST_NATIVE=0 to use torch.compile on the CPU instead.
+- compiled, elsewhere (CUDA), or on the CPU without a C compiler for kernel.c:
+  `torch.compile(dynamic=False)` of `_step`, with the uniforms from Philox4x32-10 inside the graph
   (`utils.fast.philox`, counter = (instance, draw, step, stream), key drawn from the caller's
   generator), so inductor fuses sampling, forward, backward and Adam into a few loops that never
   write the batch to memory (`FUSE_ALL`; set UTILS_FAST_FUSE_ALL=0 for inductor's defaults, which
   compile faster and run slower); the learning rate and step are tensor inputs, so schedules do
   not recompile. One compile per (chunk size, batch, sizes, law) and process: tens of seconds
-  with an empty inductor cache, a few seconds once cached. Worth it for long runs only, so by
-  default runs below `COMPILE_WORK` sample-steps stay eager.
+  with an empty inductor cache, a few seconds once cached. Compiled paths are for long runs, so
+  by default runs below `COMPILE_WORK` sample-steps stay eager.
 - eager: the same step with uniforms from `torch.rand` on the caller's generator; also used
   automatically, after a one-line notice, where torch.compile or its C++ compiler is missing.
 
@@ -30,7 +36,7 @@ import sys
 import torch
 from tqdm.auto import tqdm
 
-from utils.fast import philox
+from utils.fast import native, philox
 from utils.fast.adam import adam_update_
 from utils.fast.gradients import loss, loss_and_gradients
 from utils.fast.laws import LawSpec, law_spec
@@ -40,6 +46,8 @@ MAX_CHUNK = {"cpu": 4096}
 DEFAULT_MAX_CHUNK = 1 << 16
 EVAL_BLOCK = 256
 """Evaluation samples drawn per compiled call."""
+LOG_BLOCK = 50
+"""Steps per call of kernel.c (between progress updates)."""
 
 COMPILE_WORK = 10**9
 """With `compiled=None`, compile only runs of at least this many sample-steps (instances x batch x
@@ -47,6 +55,30 @@ steps): a cold compile costs tens of seconds, which only long runs such as chapt
 
 _compile_failure: str | None = None
 """Why torch.compile failed in this process (then every run uses the eager path)."""
+
+NATIVE = os.environ.get("UTILS_FAST_NATIVE", "1") == "1"
+"""Compiled runs on the CPU use kernel.c (False: torch.compile, as on other devices)."""
+_native_failure: str | None = None
+"""Why kernel.c could not be built in this process (then compiled CPU runs use torch.compile)."""
+
+
+def _native_kernel(device: torch.device, spec: LawSpec, hidden: int, feats: int) -> native.Kernel | None:
+    """kernel.c for these sizes, if the CPU path may and can use it; on a build failure, say why once."""
+    global _native_failure
+    if not NATIVE or device.type != "cpu" or _native_failure is not None:
+        return None
+    kernel = native.kernel(feats, hidden, spec.code)
+    if isinstance(kernel, str):
+        _native_failure = kernel
+        print(f"utils.fast: C kernel unavailable ({kernel}); using torch.compile", file=sys.stderr)
+        return None
+    return kernel
+
+
+def _native_key(generator: torch.Generator | None) -> int:
+    """A 64-bit kernel.c key drawn from `generator` (torch's global one if None)."""
+    k0, k1 = philox.key_from_generator(generator, "cpu").tolist()
+    return k0 | k1 << 32
 
 
 def unsupported_reason(model) -> str | None:
@@ -182,10 +214,11 @@ def train_fast(
 
     Args:
         lr_per_step: `(steps,)` learning rate of every step (schedule applied).
-        generator: the random source: the eager path draws from it; the compiled path draws only
-            its Philox key from it. Default: the model's own generator (torch's global one if None).
-        compiled: True: the compiled path (eager where compiling fails, with a notice); None: the
-            same for runs of at least `COMPILE_WORK` sample-steps, else eager; False: eager.
+        generator: the random source: the eager path draws from it; the compiled paths draw only
+            their key from it. Default: the model's own generator (torch's global one if None).
+        compiled: True: a compiled path (kernel.c on the CPU, else torch.compile; eager where
+            compiling fails, with a notice); None: the same for runs of at least `COMPILE_WORK`
+            sample-steps, else eager; False: eager.
         on_log: called as `on_log(losses (inst,), step)` at each logged step, chunk by chunk with
             0 for instances not yet trained (the divergence check).
 
@@ -199,9 +232,12 @@ def train_fast(
     generator = generator if generator is not None else model.generator
     device = model.W.device
     n_inst, (_, hidden, feats) = model.cfg.n_inst, model.W.shape
-    use_compiled = compile_available() and (
-        compiled or (compiled is None and n_inst * batch_size * steps >= COMPILE_WORK)
-    )
+    wants_compiled = compiled or (compiled is None and n_inst * batch_size * steps >= COMPILE_WORK)
+    kernel = _native_kernel(device, spec, hidden, feats) if wants_compiled else None
+    if kernel is not None:
+        return _train_native(kernel, model, spec, steps, batch_size, lr_per_step, weight_decay, log_every, generator,
+                             progress, on_log)  # fmt: skip
+    use_compiled = compile_available() and wants_compiled
     chunk, n_chunks = _chunking(n_inst, device, use_compiled)
     total = chunk * n_chunks
     W_all, b_all = _padded(model.W.detach(), total), _padded(model.b_final.detach(), total)
@@ -244,20 +280,53 @@ def train_fast(
     return history[:, :n_inst].cpu()
 
 
+def _train_native(kernel, model, spec, steps, batch_size, lr_per_step, weight_decay, log_every, generator, progress,
+                  on_log):
+    """`train_fast` on kernel.c: all instances at once, `LOG_BLOCK` steps per call (progress, `on_log`)."""
+    n_inst = model.cfg.n_inst
+    W = model.W.detach().clone().contiguous()
+    b = model.b_final.detach().clone().contiguous()
+    state = (W, b, *(torch.zeros_like(t) for t in (W, W, b, b)))
+    importance, params = model.importance.contiguous(), spec.params.to(torch.float32).contiguous()
+    rng = kernel.seed(n_inst, _native_key(generator))
+    lrs = lr_per_step.to(dtype=torch.float32).contiguous()
+    history = torch.zeros(math.ceil(steps / log_every), n_inst)
+    with tqdm(total=steps, disable=not progress, desc=f"{type(model).__name__} (fast, C)") as bar:
+        for start in range(0, steps, LOG_BLOCK):
+            stop = min(steps, start + LOG_BLOCK)
+            kernel.train(state, importance, params, spec.value_range, rng, lrs, float(weight_decay), range(start, stop),
+                         batch_size, log_every, history)  # fmt: skip
+            if on_log is not None:
+                for s in range(start, stop):
+                    if (s + 1) % log_every == 0 or s == steps - 1:
+                        on_log(history[s // log_every], s)
+            bar.update(stop - start)
+            bar.set_postfix(mean_loss=f"{history[(stop - 1) // log_every].mean().item():.3g}", refresh=False)
+    with torch.no_grad():
+        model.W.copy_(W)
+        model.b_final.copy_(b)
+    return history
+
+
 @torch.no_grad()
 def evaluate_fast(model, n_samples: int, generator: torch.Generator | None = None, compiled: bool | None = None):
     """The per-instance loss `(inst,)` of a covered model on `n_samples` fresh samples, chunked over instances.
 
-    The compiled path draws its Philox key from `generator` (default: the model's own generator)
-    and evaluates `EVAL_BLOCK` samples per call; the eager path draws from `generator` directly.
+    The compiled paths draw their key from `generator` (default: the model's own generator);
+    torch.compile's evaluates `EVAL_BLOCK` samples per call; the eager path draws from `generator`.
     `compiled` as in `train_fast` (work = instances x samples).
     """
     spec: LawSpec = law_spec(model.data)
     generator = generator if generator is not None else model.generator
     device = model.W.device
-    use_compiled = compile_available() and (
-        compiled or (compiled is None and model.cfg.n_inst * n_samples >= COMPILE_WORK)
-    )
+    wants_compiled = compiled or (compiled is None and model.cfg.n_inst * n_samples >= COMPILE_WORK)
+    kernel = _native_kernel(device, spec, *model.W.shape[1:]) if wants_compiled else None
+    if kernel is not None:
+        rng = kernel.seed(model.cfg.n_inst, _native_key(generator))
+        W, b = model.W.detach().contiguous(), model.b_final.detach().contiguous()
+        params = spec.params.to(torch.float32).contiguous()
+        return kernel.evaluate(W, b, model.importance.contiguous(), params, spec.value_range, rng, n_samples)
+    use_compiled = compile_available() and wants_compiled
     chunk, n_chunks = _chunking(model.cfg.n_inst, device, use_compiled)
     total = chunk * n_chunks
     W_all, b_all = _padded(model.W.detach(), total), _padded(model.b_final.detach(), total)
