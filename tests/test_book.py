@@ -125,7 +125,9 @@ def _visit(context, base_url: str, page_name: str) -> PageVisit:
     page.on("console", lambda message: message.type == "error" and result.console_errors.append(message.text))
     page.on("pageerror", lambda error: result.console_errors.append(f"uncaught: {error}"))
     page.on("response", lambda reply: reply.status >= 400 and result.http_errors.append(f"{reply.status} {reply.url}"))
-    page.goto(base_url + f"{page_name}.html", wait_until="load")
+    # Figures draw while the page parses; a chapter takes 5-10 s here on a quiet 2-core machine,
+    # several times that on a loaded one, so allow 90 s rather than Playwright's 30.
+    page.goto(base_url + f"{page_name}.html", wait_until="load", timeout=90_000)
     # MathJax typesets after load; widget managers render on load.
     page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
     page.wait_for_timeout(300)

@@ -25,12 +25,32 @@ def _untouched(fn, *tensors):
 
 def test_neuron_bars_stack_each_features_weights_per_neuron():
     W = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
-    traces = neuron_bar_traces(W, torch.linspace(0, 1, 6))
-    assert len(traces) == 6 and all(isinstance(t, go.Bar) for t in traces)
-    assert list(traces[2].x) == [0, 1, 2, 3]
-    assert torch.allclose(torch.tensor(traces[2].y, dtype=torch.float32), W[:, 2], atol=1e-3)
+    W[1, 3] = 1e-4  # under 1% of the largest weight: no segment of its own
+    features, others = neuron_bar_traces(W, torch.linspace(0, 1, 6), top=2)
+    assert isinstance(features, go.Bar) and isinstance(others, go.Bar)
+    x, y, base = (torch.tensor(v, dtype=torch.float64) for v in (features.x, features.y, features.base))
+    feature = torch.tensor([c[0] for c in features.customdata]).long()
+    assert torch.allclose(y, W[x.long(), feature].double(), atol=1e-3)
+    assert torch.allclose(torch.tensor(features.marker.color, dtype=torch.float64), feature.double() / 5, atol=1e-3)
+    for h in range(4):
+        for sign in (1, -1):  # the two largest weights of each side, then one grey remainder
+            side = (sign * W[h]).clamp(min=0)
+            column = (x == h) & (sign * y > 0)
+            expected = set(side.topk(2).indices[side.topk(2).values > 0.01 * W.abs().max()].tolist())
+            assert set(feature[column].tolist()) == expected
+            starts, ends = (sign * base)[column], (sign * (base + y))[column]
+            order = starts.argsort()
+            starts, ends = starts[order], ends[order]
+            assert starts[0] == pytest.approx(0, abs=1e-3) and torch.allclose(starts[1:], ends[:-1], atol=2e-3)
+            rest = [(b, v) for n, b, v in zip(others.x, others.base, others.y) if n == h and sign * v > 0]
+            top_of_stack = ends[-1].item() + (abs(rest[0][1]) if rest else 0.0)
+            assert top_of_stack == pytest.approx(side.sum().item(), abs=3e-3)  # the stack ends at the total
+            if rest:
+                assert sign * rest[0][0] == pytest.approx(ends[-1].item(), abs=2e-3)
     with pytest.raises(ValueError, match="one value per feature \\(6\\)"):
         neuron_bar_traces(W, torch.zeros(5))
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        neuron_bar_traces(W, torch.zeros(6), top=0)
 
 
 def test_features_in_nd_neuron_plot_shows_neurons():
@@ -39,10 +59,10 @@ def test_features_in_nd_neuron_plot_shows_neurons():
     fig = plot_features_in_Nd(W, matrix="W", neuron_plot=True)
     assert torch.equal(W, copy)
     bars = [t for t in fig.data if isinstance(t, go.Bar)]
-    assert len(bars) == 2 * 10  # one trace per feature per instance
-    assert fig.layout.barmode == "relative"
+    assert len(bars) == 2 * 2  # per instance: the features' segments and the grey remainders
     interference = metrics.interference(W)
-    assert bars[3].marker.color[0] == pytest.approx(min(1.0, interference[0, 3].item()))
+    feature = int(bars[2].customdata[0][0])
+    assert bars[2].marker.color[0] == pytest.approx(min(1.0, interference[1, feature].item()), abs=1e-3)
     assert len([t for t in fig.data if isinstance(t, go.Heatmap)]) == 2
 
 

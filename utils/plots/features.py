@@ -237,7 +237,7 @@ def plot_features_in_Nd(
         fig.update_xaxes(type="category", title_text="feature", row=2, col=k + 1)
         fig.update_yaxes(range=[0, max(1.2, 1.05 * float(norms.max()))], title_text="‖W_i‖" if k == 0 else None, row=2, col=k + 1)
     fig.update_layout(title=title, height=height, bargap=0.1, plot_bgcolor="white",
-                      barmode="relative" if neuron_plot else None)
+                      barmode="overlay" if neuron_plot else None)  # neuron bars carry their own base
     return fig
 
 

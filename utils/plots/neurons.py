@@ -21,30 +21,59 @@ def _tensor(values, name: str, dims: int) -> torch.Tensor:
     return values.detach().double().cpu().clone()
 
 
-def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bool = False) -> list[go.Bar]:
+def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bool = False, top: int = 5) -> list[go.Bar]:
     """Bars for one instance: one column per neuron h, stacked from each feature's weight W[h, i]
     (positive up, negative down), coloured by feature i's interference (dark: alone; bright: shared).
+
+    Each neuron shows its `top` largest weights of each sign (those of at least 1% of the largest
+    weight) as their own segments; the rest of that side is one grey segment, "other features", so
+    every stack still ends at the neuron's total. This keeps a figure of several instances of 100
+    features in 40 neurons to a few thousand bars, which a browser draws in a second or two.
 
     Args:
         W: `(d_hidden, feats)` one instance's weights.
         interference: `(feats,)` Σ_{j≠i} (Ŵ_i·W_j)² of each feature.
+
+    Returns:
+        Two traces: the features' segments (bars with their own `base`, the stack below them),
+        then the grey remainders.
     """
     W = _tensor(W, "W", 2)
     interference = _tensor(interference, "interference", 1)
     d_hidden, n_features = W.shape
     if interference.numel() != n_features:
         raise ValueError(f"interference needs one value per feature ({n_features}), got {interference.numel()}")
-    neurons = list(range(d_hidden))
-    colour = [[min(1.0, max(0.0, float(v)))] for v in interference]
-    return [
-        go.Bar(
-            x=neurons, y=W[:, i].round(decimals=3).tolist(), showlegend=False,
-            marker=dict(color=colour[i] * d_hidden, colorscale=INTERFERENCE_SCALE, cmin=0, cmax=1, line=dict(width=0.3, color="white"),
-                        showscale=showscale and i == 0, colorbar=dict(title="interference", len=0.3, y=0.14)),
-            hovertemplate=f"feature {i}<br>neuron %{{x}}<br>W = %{{y:.3f}}<extra>interference {float(interference[i]):.2f}</extra>",
-        )
-        for i in range(n_features)
-    ]
+    if top < 1:
+        raise ValueError(f"top must be at least 1 (segments per neuron and sign), got {top}")
+    shown = torch.zeros_like(W, dtype=torch.bool)
+    for side in (W.clamp(min=0), -W.clamp(max=0)):
+        largest = side.topk(min(top, n_features), dim=1).indices  # (d_hidden, top)
+        shown |= torch.zeros_like(shown).scatter_(1, largest, True) & (side > 0)
+    shown &= W.abs() >= 0.01 * W.abs().max()
+    kept = torch.where(shown, W, 0.0)
+    up, down = kept.clamp(min=0), kept.clamp(max=0)
+    base = torch.where(W >= 0, up.cumsum(1) - up, down.cumsum(1) - down)  # the segments below, same side
+    h, i = shown.nonzero(as_tuple=True)
+    features = go.Bar(
+        x=h.tolist(), y=W[h, i].round(decimals=3).tolist(), base=base[h, i].round(decimals=3).tolist(),
+        customdata=torch.stack([i.double(), interference[i]], -1).round(decimals=2).tolist(), showlegend=False,
+        marker=dict(color=interference.clamp(0, 1)[i].round(decimals=3).tolist(), colorscale=INTERFERENCE_SCALE,
+                    cmin=0, cmax=1, line=dict(width=0.3, color="white"), showscale=showscale,
+                    colorbar=dict(title="interference", len=0.3, y=0.14)),
+        hovertemplate="feature %{customdata[0]}<br>neuron %{x}<br>W = %{y:.3f}<extra>interference %{customdata[1]:.2f}</extra>",
+    )  # fmt: skip
+    rest = W - kept
+    x, y, bases, counts = [], [], [], []
+    for sign, total, stacked in ((1, rest.clamp(min=0), up), (-1, rest.clamp(max=0), down)):
+        heights, columns = total.sum(1), (sign * total > 0).sum(1)
+        for neuron in (heights.abs() >= 0.01 * W.abs().max()).nonzero().flatten().tolist():
+            x.append(neuron), y.append(round(float(heights[neuron]), 3))
+            bases.append(round(float(stacked[neuron].sum()), 3)), counts.append(int(columns[neuron]))
+    others = go.Bar(
+        x=x, y=y, base=bases, customdata=counts, showlegend=False, marker=dict(color="lightgrey", line=dict(width=0.3, color="white")),
+        hovertemplate="%{customdata} other features<br>neuron %{x}<br>sum of W = %{y:.3f}<extra></extra>",
+    )  # fmt: skip
+    return [features, others]
 
 
 def plot_feature_errors(
