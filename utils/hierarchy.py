@@ -92,7 +92,8 @@ def hierarchical_sweep(
     cfg = ToyModelConfig(n_inst=p1.numel(), n_features=2, d_hidden=1)
     model = ToyModel(cfg, importance=importance, data=data, device=device, seed=seed)
     optimize(model, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, progress=progress)
-    losses = evaluate(model, n_samples=eval_samples, generator=torch.Generator(device).manual_seed(seed + 1))
+    # As many models as training, so compiled too (kernel.c on a CPU: a second for all 144,000).
+    losses = evaluate(model, eval_samples, generator=torch.Generator(device).manual_seed(seed + 1), compiled=True)
     W = model.W.detach().cpu()
     norm, superposition = phase_metrics(W)
     shape = (len(p_feature1), conditional_axis.numel(), importance_axis.numel())

@@ -111,9 +111,9 @@ def optimize(
 
     A `ToyModel` with one of the laws `utils.fast` covers trains on the fast path by default: the
     same model, law, Adam and steps, with hand-written gradients; long runs (such as chapter 3's
-    sweep) in one compiled graph that draws its own random numbers (Philox, keyed from
-    `generator`), so their data stream differs from the autograd path's while following the same
-    law. Everything else trains with autograd.
+    sweep) compiled (on a CPU the C loop of `utils/fast/kernel.c`, elsewhere torch.compile), drawing
+    their own random numbers from a key drawn from `generator`, so their data stream differs from
+    the autograd path's while following the same law. Everything else trains with autograd.
 
     Args:
         model: any model of `utils.models` (or one with `generate_batch`, `forward`, `loss_per_instance`);
@@ -121,8 +121,8 @@ def optimize(
         lr_scale: the learning-rate schedule (multiplier of `lr`).
         weight_decay: L2 coefficient added to each gradient, as `torch.optim.Adam` does.
         log_every: log the loss every this many steps (default: about 200 rows).
-        generator: the data stream (default: the model's own, else torch's global one); the fast
-            path draws only its Philox key from it.
+        generator: the data stream (default: the model's own, else torch's global one); the
+            compiled fast path draws only its key from it.
         fast: None picks the fast path (`utils.fast`) where it covers the model; True requires it
             (a ValueError says why when it does not); False forces the autograd path.
         hand_gradients: let the model draw each batch and set its gradients itself with
@@ -180,19 +180,24 @@ EVAL_ELEMENTS = 1 << 22
 
 @torch.no_grad()
 def evaluate(
-    model, n_samples: int = 4096, chunk: int = 1024, generator: torch.Generator | None = None, fast: bool | None = None
+    model,
+    n_samples: int = 4096,
+    chunk: int = 1024,
+    generator: torch.Generator | None = None,
+    fast: bool | None = None,
+    compiled: bool | None = None,
 ) -> torch.Tensor:
     """The per-instance loss `(inst,)` on `n_samples` fresh samples.
 
-    Models the fast path covers (see `optimize`; `fast` as there) are evaluated by `utils.fast`,
-    chunked over instances (compiled, with a Philox stream keyed from `generator`, for big
-    evaluations). Others draw at most `chunk` samples at a time, fewer when instances are many, so
-    memory stays bounded.
+    Models the fast path covers (see `optimize`; `fast` as there) are evaluated by `utils.fast`:
+    compiled (with a stream keyed from `generator`) when `compiled` is True, or when it is None and
+    the evaluation is big (`utils.fast.trainer.COMPILE_WORK`); eager otherwise. Others draw at most
+    `chunk` samples at a time, fewer when instances are many, so memory stays bounded.
     """
     check_positive_int(n_samples, "n_samples")
     check_positive_int(chunk, "chunk")
     if fast is not False and unsupported_reason(model) is None:
-        return evaluate_fast(model, n_samples, generator)
+        return evaluate_fast(model, n_samples, generator, compiled)
     if fast:
         raise ValueError(f"fast=True, but the fast path cannot evaluate this model: {unsupported_reason(model)}")
     total = torch.zeros(model.cfg.n_inst, device=next(model.parameters()).device)
