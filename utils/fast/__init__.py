@@ -1,8 +1,10 @@
 """The fast trainer for the tied ReLU model x' = ReLU(WᵀWx + b) (`ToyModel`), used by `utils.train.optimize`.
 
 Modules, in reading order: `gradients` (the loss and its hand-derived gradient), `adam` (in-place
-Adam, as torch.optim.Adam), `philox` (a counter-based random generator in torch ops), `laws` (the
-data laws as maps from uniforms), `trainer` (the chunked, compiled training and evaluation loops).
+Adam, as torch.optim.Adam), `laws` (the data laws as maps from uniforms), `trainer` (the training
+and evaluation loops: eager, or compiled), `kernel.c` with `native` (the compiled loops on a CPU:
+the same step in C, built with the system C compiler), `philox` (a counter-based random generator
+in torch ops, for the torch.compile path that CUDA uses).
 """
 
 # ruff: noqa: F401
