@@ -277,3 +277,14 @@ def test_fast_path_agrees_in_law_with_autograd(compiled, use_kernel, monkeypatch
     z = (fast_mean - ref_mean).abs() / (standard_error + 1e-6 * ref_mean)
     assert (z < 4).all(), (fast_mean, ref_mean, z)
     assert torch.allclose(fast_mean.mean(), ref_mean.mean(), rtol=0.05)
+
+
+def test_benchmark_runs_every_path_and_ends_with_the_ratio(capsys):
+    from utils import benchmark
+
+    ratio = benchmark.main(["--seeds", "2", "--steps", "20"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == f"speedup: {ratio:.1f}x" and ratio > 0
+    for row in ("reference (autograd, torch.optim.Adam):", "fast, C kernel:", "fast, eager fallback:",
+                "agreement in law, fast, C kernel:", "eager fallback speedup:"):  # fmt: skip
+        assert any(line.startswith(row) for line in lines), row

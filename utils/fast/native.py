@@ -1,7 +1,7 @@
 """The CPU kernel (`kernel.c`): built with the system C compiler, called on tensors through ctypes.
 
 `kernel(n_features, n_hidden, law_code)` compiles `kernel.c` with those sizes as constants (well
-under a second; the library is cached on disk under `CACHE`, keyed by a hash of source and flags)
+under a second; the library is cached on disk under `CACHE`, keyed by a hash of source, flags and host)
 and returns a `Kernel` whose methods run the C loops on torch tensors, in `torch.get_num_threads()`
 threads, each on its own range of instances (ctypes releases the GIL during the call). Where
 there is no C compiler or the build fails, `kernel` returns a sentence saying why instead.
@@ -13,6 +13,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -50,7 +51,9 @@ def kernel(n_features: int, n_hidden: int, law_code: int) -> Kernel | str:
     if compiler is None:
         return "no C compiler (cc, gcc or clang) on PATH"
     defines = [f"-DNF={n_features}", f"-DNH={n_hidden}", f"-DLAW={law_code}"]
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join([compiler, *FLAGS, *defines]).encode()).hexdigest()[:16]
+    # -march=native: a library is only good for the machine that built it, so the host is in the key
+    built_for = " ".join([compiler, *FLAGS, *defines, platform.machine(), platform.node()])
+    digest = hashlib.sha256(SOURCE.read_bytes() + built_for.encode()).hexdigest()[:16]
     library = CACHE / f"kernel-{n_features}x{n_hidden}-law{law_code}-{digest}.so"
     if not library.exists():
         CACHE.mkdir(parents=True, exist_ok=True)

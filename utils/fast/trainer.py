@@ -301,7 +301,9 @@ def _train_native(kernel, model, spec, steps, batch_size, lr_per_step, weight_de
                     if (s + 1) % log_every == 0 or s == steps - 1:
                         on_log(history[s // log_every], s)
             bar.update(stop - start)
-            bar.set_postfix(mean_loss=f"{history[(stop - 1) // log_every].mean().item():.3g}", refresh=False)
+            last_row = len(history) - 1 if stop == steps else stop // log_every - 1  # the latest logged step's
+            if last_row >= 0:
+                bar.set_postfix(mean_loss=f"{history[last_row].mean().item():.3g}", refresh=False)
     with torch.no_grad():
         model.W.copy_(W)
         model.b_final.copy_(b)
