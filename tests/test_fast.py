@@ -282,7 +282,7 @@ def test_fast_path_agrees_in_law_with_autograd(compiled, use_kernel, monkeypatch
 def test_benchmark_runs_every_path_and_ends_with_the_ratio(capsys):
     from utils import benchmark
 
-    ratio = benchmark.main(["--seeds", "2", "--steps", "20"])
+    ratio = benchmark.main(["--grid", "4", "--seeds", "2", "--steps", "20"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == f"speedup: {ratio:.1f}x" and ratio > 0
     for row in ("reference (autograd, torch.optim.Adam):", "fast, C kernel:", "fast, eager fallback:",

@@ -1,6 +1,6 @@
 """Benchmark: the fast trainer against the plain autograd loop, on a slice of chapter 3's sweep.
 
-    python -m utils.benchmark [--seeds 8] [--steps 300] [--torch-compile]
+    python -m utils.benchmark [--grid 20] [--seeds 10] [--steps 200] [--torch-compile]
 
 Runs in one process, on the same workload (tied ReLU models, 2 features in 1 dimension, hierarchical
 data, Adam lr 1e-2 with weight decay 1e-4, batch 256; a grid of p1 x importance x conditional
@@ -70,9 +70,10 @@ class PeakMemory:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def make_models(n_seeds: int, seed: int) -> ToyModel:
-    """The benchmark grid: len(P_FEATURE1) x 8 importances x 8 conditionals x `n_seeds` seeds, on the CPU."""
-    p1, q, importance = sweep_grid(P_FEATURE1, torch.logspace(-1, 1, 8), torch.logspace(-2, 0, 8), n_seeds)
+def make_models(grid: int, n_seeds: int, seed: int) -> ToyModel:
+    """The benchmark grid: len(P_FEATURE1) x `grid` importances x `grid` conditionals x `n_seeds` seeds, on the CPU."""
+    axes = torch.logspace(-1, 1, grid), torch.logspace(-2, 0, grid)
+    p1, q, importance = sweep_grid(P_FEATURE1, *axes, n_seeds)
     cfg = ToyModelConfig(p1.numel(), 2, 1)
     return ToyModel(cfg, importance=importance, data=HierarchicalPairs(p1, q), seed=seed, device="cpu")
 
@@ -116,11 +117,12 @@ def agreement(losses: torch.Tensor, reference: torch.Tensor, n_seeds: int) -> tu
 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=8, help="seeds per configuration (models = 256 x seeds)")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--grid", type=int, default=20, help="cells per axis of each of the 4 panels")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds per cell (default: 16,000 models, a panel's worth)")
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--torch-compile", action="store_true", help="also time the torch.compile path")
     args = parser.parse_args(argv)
-    n_models = len(P_FEATURE1) * 64 * args.seeds
+    n_models = len(P_FEATURE1) * args.grid**2 * args.seeds
     print(f"workload: {n_models} models, {args.steps} steps, batch {BATCH}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}", flush=True)
     eval_generator = lambda: torch.Generator().manual_seed(1234)  # noqa: E731
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> float:
     results = {}
 
     def run(name: str, train) -> None:
-        model = make_models(args.seeds, seed=0)
+        model = make_models(args.grid, args.seeds, seed=0)
         with PeakMemory() as memory:
             start = time.perf_counter()
             train(model)
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> float:
     if args.torch_compile:
         trainer.NATIVE = False
         start = time.perf_counter()
-        trainer.train_fast(make_models(args.seeds, seed=5), 1, BATCH, lrs[:1], WEIGHT_DECAY, 1, compiled=True,
+        trainer.train_fast(make_models(args.grid, args.seeds, seed=5), 1, BATCH, lrs[:1], WEIGHT_DECAY, 1, compiled=True,
                            progress=False)  # fmt: skip
         compile_seconds["fast, torch.compile"] = time.perf_counter() - start
         failed = "" if trainer.compile_available() else " (compile failed: the row below ran eagerly)"
