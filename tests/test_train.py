@@ -107,3 +107,19 @@ def test_train_on_dataset_rejects_wrong_data_shape():
     model = LinearToyModel(ToyModelConfig(2, 2, 1), device="cpu")
     with pytest.raises(ValueError, match=r"x must have shape \(n_points, feats\) or \(n_points, inst, feats\) with feats = 2"):
         train_on_dataset(model, torch.rand(10, 3), steps=2, progress=False)
+
+
+def test_progress_bars_redraw_at_most_once_a_second():
+    # A notebook cell sends one message per redraw; see utils/progress.py for why few matter.
+    import io
+    import time
+
+    from utils.progress import MIN_INTERVAL, progress_bar
+
+    out = io.StringIO()
+    start = time.monotonic()
+    for _ in progress_bar(range(200), file=out, miniters=1):
+        time.sleep(0.01)  # two seconds: tqdm's default would redraw about 20 times
+    seconds = time.monotonic() - start
+    redraws = out.getvalue().count("\r")
+    assert redraws <= seconds / MIN_INTERVAL + 3, (redraws, seconds)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from utils.fast import evaluate_fast, train_fast, unsupported_reason
+from utils.progress import progress_bar
 from utils.validation import check_positive_int
 
 Schedule = Callable[[int, int], float]
@@ -157,7 +157,7 @@ def optimize(
         )
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = torch.empty(math.ceil(steps / log_every), model.cfg.n_inst)
-    bar = tqdm(range(steps), disable=not progress, desc=type(model).__name__)
+    bar = progress_bar(range(steps), disable=not progress, desc=type(model).__name__)
     for step in bar:
         if hand_gradients:
             for group in optimizer.param_groups:
@@ -261,7 +261,7 @@ def train_on_dataset(
     losses = torch.empty(steps, n_inst)
     snapshot_steps = list(range(0, steps, snapshot_every))
     snapshots = {name: [] for name, _ in model.named_parameters()}
-    for step in tqdm(range(steps), disable=not progress, desc=type(model).__name__):
+    for step in progress_bar(range(steps), disable=not progress, desc=type(model).__name__):
         if step % snapshot_every == 0:
             for name, parameter in model.named_parameters():
                 snapshots[name].append(parameter.detach().cpu().clone())

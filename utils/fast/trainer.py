@@ -34,12 +34,12 @@ import os
 import sys
 
 import torch
-from tqdm.auto import tqdm
 
 from utils.fast import native, philox
 from utils.fast.adam import adam_update_
 from utils.fast.gradients import loss, loss_and_gradients
 from utils.fast.laws import LawSpec, law_spec
+from utils.progress import progress_bar
 
 MAX_CHUNK = {"cpu": 4096}
 """Largest chunk of instances trained together, per device type (others: `DEFAULT_MAX_CHUNK`)."""
@@ -249,7 +249,7 @@ def train_fast(
     n_logged = math.ceil(steps / log_every)
     history = torch.zeros(n_logged, total, device=device)
     block = max(1, min(steps, 50))
-    bar = tqdm(total=steps * n_chunks, disable=not progress, desc=f"{type(model).__name__} (fast)")
+    bar = progress_bar(total=steps * n_chunks, disable=not progress, desc=f"{type(model).__name__} (fast)")
     for c in range(n_chunks):
         rows = slice(c * chunk, (c + 1) * chunk)
         W, b = W_all[rows], b_all[rows]
@@ -291,7 +291,7 @@ def _train_native(kernel, model, spec, steps, batch_size, lr_per_step, weight_de
     rng = kernel.seed(n_inst, _native_key(generator))
     lrs = lr_per_step.to(dtype=torch.float32).contiguous()
     history = torch.zeros(math.ceil(steps / log_every), n_inst)
-    with tqdm(total=steps, disable=not progress, desc=f"{type(model).__name__} (fast, C)") as bar:
+    with progress_bar(total=steps, disable=not progress, desc=f"{type(model).__name__} (fast, C)") as bar:
         for start in range(0, steps, LOG_BLOCK):
             stop = min(steps, start + LOG_BLOCK)
             kernel.train(state, importance, params, spec.value_range, rng, lrs, float(weight_decay), range(start, stop),
