@@ -8,8 +8,12 @@ from utils.data import (
     CorrelatedPairs,
     HierarchicalPairs,
     SparseUniform,
+    anticorrelated_from_uniform,
+    correlated_from_uniform,
     generate_data,
+    hierarchical_from_uniform,
     sample_sparse_uniform_inst_first,
+    sparse_from_uniform,
 )
 
 
@@ -107,6 +111,44 @@ def test_anticorrelated_pairs_never_overlap():
     for f in range(4):
         values = x[..., f][active[..., f]]
         assert abs(values.mean().item() - 0.5) < 5 * (1 / 12 / values.numel()) ** 0.5
+
+
+def _probabilities(shape, generator):
+    """Random probabilities with the edge cases planted: 0, 1, and below the uniforms' resolution 2^-24."""
+    p = torch.rand(shape, generator=generator).flatten()
+    p[::5], p[1::7], p[2::9] = 0.0, 1.0, 2.0**-25
+    return p.reshape(shape)
+
+
+def test_maps_from_uniforms_follow_their_definitions_into_any_layout():
+    # The maps multiply by 0/1 masks (faster than torch.where on a CPU); they must give exactly the
+    # definitions' numbers (a feature is active when u < p, with value u/p, ...), also where p = 0,
+    # and also when written into a view of feature planes, as the fast trainer does.
+    g = gen(11)
+    u = torch.rand(64, 9, 4, generator=g)
+    u[::3, ::2] = 0.0
+    where = lambda active, value: torch.where(active, value, 0.0)  # noqa: E731
+    p = _probabilities((9, 4), g)
+    for low, high in ((0.0, 1.0), (-1.0, 1.0)):
+        expected = where(u < p, low + (high - low) * (u / p))
+        assert torch.equal(sparse_from_uniform(u, p, low, high), expected)
+    p = _probabilities((9, 2), g)
+    parent, child = u[..., 0] < p[:, 0], u[..., 1] < p[:, 1]
+    expected = where(torch.stack([parent, parent & child], -1), u[..., :2] / p)
+    assert torch.equal(hierarchical_from_uniform(u[..., :2], p), expected)
+    planes = torch.full((2, 64, 9), float("nan"))
+    hierarchical_from_uniform(u[..., :2].permute(2, 0, 1).contiguous().permute(1, 2, 0), p, out=planes.permute(1, 2, 0))
+    assert torch.equal(planes.permute(1, 2, 0), expected)
+    pairs = u.unflatten(-1, (2, 2))
+    active = (pairs[..., 0] < p)[..., None]
+    expected = where(active, torch.stack([pairs[..., 0] / p, pairs[..., 1]], -1)).flatten(-2)
+    assert torch.equal(correlated_from_uniform(pairs, p), expected)
+    p = p / 2
+    first = where(u[..., :2] < p, u[..., :2] / p)
+    second = where((u[..., :2] >= p) & (u[..., :2] < 2 * p), (u[..., :2] - p) / p)
+    planes = torch.full((4, 64, 9), float("nan"))
+    anticorrelated_from_uniform(u[..., :2], p, out=planes.permute(1, 2, 0))
+    assert torch.equal(planes.permute(1, 2, 0), torch.stack([first, second], -1).flatten(-2))
 
 
 @pytest.mark.parametrize("make, message", [

@@ -45,36 +45,72 @@ def _uniform(shape: tuple[int, ...], device: torch.device, generator: torch.Gene
     return torch.rand(shape, device=device, generator=generator)
 
 
-def sparse_from_uniform(u: torch.Tensor, p: torch.Tensor, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+def _active(u: torch.Tensor, p: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """`u < p` as 0/1 floats, into `out` (allocated like `u` if None).
+
+    Masks are floats rather than booleans, and the laws multiply by them rather than `torch.where`:
+    on a CPU that is several times faster, with the same numbers.
+    """
+    return torch.lt(u, p, out=torch.empty_like(u) if out is None else out)
+
+
+def _nonzero(p: torch.Tensor) -> torch.Tensor:
+    """`p` with zeros raised to the smallest normal float, to divide by: where p = 0 nothing is active,
+    and a masked-out quotient must be 0, not 0/0."""
+    return p.clamp_min(torch.finfo(p.dtype).tiny)
+
+
+def sparse_from_uniform(
+    u: torch.Tensor, p: torch.Tensor, low: float = 0.0, high: float = 1.0, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Independent features from uniforms: active when u < p, with value low + (high - low)·u/p.
 
-    `u: (..., feats)`, `p` broadcastable to it -> `(..., feats)`.
+    `u: (..., feats)`, `p` broadcastable to it -> `(..., feats)`, written into `out` if given (any
+    layout, e.g. a view of feature planes).
     """
-    return torch.where(u < p, low + (high - low) * (u / p), 0.0)
+    x = _active(u, p, out)
+    if (low, high) == (0.0, 1.0):
+        return x.mul_(u).div_(_nonzero(p))
+    fraction = x.mul(u).div_(_nonzero(p))  # u/p where active, else 0
+    return x.mul_(low + (high - low) * fraction)
 
 
-def hierarchical_from_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Parent and child from uniforms: `u: (..., 2)`, `p = (p1, p(child | parent))` broadcastable to it -> `(..., 2)`."""
-    active = u < p
-    active = torch.stack([active[..., 0], active[..., 0] & active[..., 1]], dim=-1)
-    return torch.where(active, u / p, 0.0)
+def hierarchical_from_uniform(u: torch.Tensor, p: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Parent and child from uniforms: `u: (..., 2)`, `p = (p1, p(child | parent))` broadcastable to it -> `(..., 2)`.
+
+    The parent is active when u[..., 0] < p1, the child when also u[..., 1] < p(child | parent);
+    active values are u/p. Written into `out` if given.
+    """
+    x = _active(u, p, out)
+    x[..., 1].mul_(x[..., 0])
+    return x.mul_(u).div_(_nonzero(p))
 
 
-def correlated_from_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+def correlated_from_uniform(u: torch.Tensor, p: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Pairs active together from uniforms: `u: (..., n_pairs, 2)`, `p: (..., n_pairs)` -> `(..., 2 n_pairs)`.
 
-    The pair is active when u[..., 0] < p; its values are u[..., 0]/p and u[..., 1].
+    The pair is active when u[..., 0] < p; its values are u[..., 0]/p and u[..., 1]. Written into
+    `out` if given.
     """
-    pair_active = u[..., :1] < p[..., None]
-    values = torch.cat([u[..., :1] / p[..., None], u[..., 1:]], dim=-1)
-    return torch.where(pair_active, values, 0.0).flatten(-2)
+    x = torch.empty_like(u) if out is None else out.unflatten(-1, (-1, 2))
+    _active(u[..., 0], p, x[..., 0])
+    x[..., 1].copy_(x[..., 0])
+    x.mul_(u)
+    x[..., 0].div_(_nonzero(p))
+    return x.flatten(-2)
 
 
-def anticorrelated_from_uniform(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """At most one feature of a pair active, from one uniform per pair: `u, p: (..., n_pairs)` -> `(..., 2 n_pairs)`."""
-    first = torch.where(u < p, u / p, 0.0)
-    second = torch.where((u >= p) & (u < 2 * p), (u - p) / p, 0.0)
-    return torch.stack([first, second], dim=-1).flatten(-2)
+def anticorrelated_from_uniform(u: torch.Tensor, p: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """At most one feature of a pair active, from one uniform per pair: `u, p: (..., n_pairs)` -> `(..., 2 n_pairs)`.
+
+    The first is active when u < p, with value u/p; the second when p <= u < 2p, with value (u - p)/p.
+    Written into `out` if given.
+    """
+    x = u.new_empty(*u.shape, 2) if out is None else out.unflatten(-1, (-1, 2))
+    first, second = _active(u, p, x[..., 0]), _active(u, 2 * p, x[..., 1])
+    second.sub_(first).mul_(u - p).div_(_nonzero(p))
+    first.mul_(u).div_(_nonzero(p))
+    return x.flatten(-2)
 
 
 def _as_matrix(value: torch.Tensor | float, name: str, dims: str, device=None) -> torch.Tensor:

@@ -29,9 +29,10 @@ from __future__ import annotations
 import torch
 
 SMALL = 64
-"""Up to this many weights per instance (hidden x feats), compiled code writes the model feature by
-feature: sums of (batch, inst) planes, which inductor fuses into a few loops over the batch;
-otherwise the contractions are batched matrix products (`torch.einsum`)."""
+"""Up to this many weights per instance (hidden x feats), the model is written feature by feature:
+sums of (batch, inst) planes, which inductor fuses into a few loops over the batch when compiling
+(and `utils.fast.planes` runs eagerly); otherwise the contractions are batched matrix products
+(`torch.einsum`)."""
 
 
 def _use_planes(W: torch.Tensor, planes: bool | None) -> bool:

@@ -31,7 +31,8 @@ class LawSpec:
     """A feature law in the fast trainer's terms.
 
     Attributes:
-        transform: `(u: (batch, inst, n_uniforms), params: (inst, k)) -> x: (batch, inst, feats)`.
+        transform: `(u: (batch, inst, n_uniforms), params: (inst, k), out=None) -> x: (batch, inst, feats)`
+            (written into `out` if given).
         params: `(inst, k)` per-instance parameters (probabilities).
         n_uniforms: uniforms per sample and instance.
         code: the law's number in kernel.c (`LAW`).
@@ -51,8 +52,8 @@ def _sparse(low: float, high: float) -> Callable:
     return functools.partial(sparse_from_uniform, low=low, high=high)
 
 
-def _correlated(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    return correlated_from_uniform(u.unflatten(-1, (-1, 2)), p)
+def _correlated(u: torch.Tensor, p: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    return correlated_from_uniform(u.unflatten(-1, (-1, 2)), p, out=out)
 
 
 def law_spec(law) -> LawSpec | str:

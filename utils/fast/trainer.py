@@ -19,7 +19,10 @@ with Adam (`utils.fast.adam`). Three ways to run it:
   with an empty inductor cache, a few seconds once cached. Compiled paths are for long runs, so
   by default runs below `COMPILE_WORK` sample-steps stay eager.
 - eager: the same step with uniforms from `torch.rand` on the caller's generator; also used
-  automatically, after a one-line notice, where torch.compile or its C++ compiler is missing.
+  automatically, after a one-line notice, where torch.compile or its C++ compiler is missing. Small
+  models (at most `SMALL` weights per instance) run it as feature planes in buffers allocated once,
+  with the uniforms drawn ahead on a background thread (`utils.fast.planes`, `utils.fast.prefetch`);
+  bigger ones as batched matrix products (`utils.fast.gradients`).
 
 Both give the same law as `utils.train`'s autograd loop, not the same numbers: the random streams
 differ. Instances are processed in chunks of equal, power-of-two size (the last padded with copies
@@ -29,6 +32,7 @@ keeps the working set in cache. Evaluation (`evaluate_fast`) is chunked the same
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -37,8 +41,10 @@ import torch
 
 from utils.fast import native, philox
 from utils.fast.adam import adam_update_
-from utils.fast.gradients import loss, loss_and_gradients
+from utils.fast.gradients import SMALL, loss, loss_and_gradients
 from utils.fast.laws import LawSpec, law_spec
+from utils.fast.planes import PlaneChunk
+from utils.fast.prefetch import UniformPrefetch, worth_prefetching
 from utils.progress import progress_bar
 
 MAX_CHUNK = {"cpu": 4096}
@@ -246,33 +252,45 @@ def train_fast(
     lrs = lr_per_step.to(device=device, dtype=torch.float32)
     step_numbers = torch.arange(1, steps + 1, device=device)
     decay = torch.tensor(float(weight_decay), device=device)
-    n_logged = math.ceil(steps / log_every)
-    history = torch.zeros(n_logged, total, device=device)
+
+    def chunk_state(rows: slice) -> tuple:
+        W, b = W_all[rows], b_all[rows]
+        return W, b, *(torch.zeros_like(t) for t in (W, W, b, b)), importance_all[rows], params_all[rows], spec.transform
+
+    def philox_args(rows: slice) -> tuple:
+        return key, torch.arange(rows.start, rows.stop, device=device), batch_size, spec.n_uniforms
+
+    if use_compiled:
+        first = slice(0, chunk)
+        use_compiled = _compiles(_compiled_step, *chunk_state(first), *philox_args(first), lrs[0], step_numbers[0], decay)
+    planar = not use_compiled and hidden * feats <= SMALL
+    draw = (batch_size, chunk, spec.n_uniforms)
+    prefetch = UniformPrefetch(draw, steps * n_chunks, generator) if planar and worth_prefetching(draw, device) else None
+    history = torch.zeros(math.ceil(steps / log_every), total, device=device)
     block = max(1, min(steps, 50))
     bar = progress_bar(total=steps * n_chunks, disable=not progress, desc=f"{type(model).__name__} (fast)")
-    for c in range(n_chunks):
-        rows = slice(c * chunk, (c + 1) * chunk)
-        W, b = W_all[rows], b_all[rows]
-        m_W, v_W, m_b, v_b = (torch.zeros_like(t) for t in (W, W, b, b))
-        state = (W, b, m_W, v_W, m_b, v_b, importance_all[rows], params_all[rows], spec.transform)
-        instance = torch.arange(rows.start, rows.stop, device=device)
-        philox_args = (key, instance, batch_size, spec.n_uniforms)
-        if c == 0 and use_compiled:
-            use_compiled = _compiles(_compiled_step, *state, *philox_args, lrs[0], step_numbers[0], decay)
-        for s in range(steps):
-            step_args = (lrs[s], step_numbers[s], decay)
-            if use_compiled:
-                per_instance = _compiled_step(*state, *philox_args, *step_args)
-            else:
-                u = torch.rand(batch_size, chunk, spec.n_uniforms, generator=generator, device=device)
-                per_instance = _step(*state, [u], *step_args)
-            if (s + 1) % log_every == 0 or s == steps - 1:
-                history[s // log_every, rows] = per_instance
-                if on_log is not None:
-                    on_log(history[s // log_every, :n_inst], s)
-            if (s + 1) % block == 0 or s == steps - 1:
-                bar.update(block if (s + 1) % block == 0 else (s + 1) % block)
-        bar.set_postfix(mean_loss=f"{history[-1, :rows.stop].mean().item():.3g}", refresh=False)
+    with prefetch or contextlib.nullcontext():
+        for c in range(n_chunks):
+            rows = slice(c * chunk, (c + 1) * chunk)
+            state = chunk_state(rows)
+            planes = PlaneChunk(*state[:2], *state[6:8], spec.transform, spec.n_uniforms, batch_size) if planar else None
+            for s in range(steps):
+                step_args = (lrs[s], step_numbers[s], decay)
+                logs = (s + 1) % log_every == 0 or s == steps - 1
+                if use_compiled:
+                    per_instance = _compiled_step(*state, *philox_args(rows), *step_args)
+                else:
+                    u = prefetch.next() if prefetch else torch.rand(draw, generator=generator, device=device)
+                    per_instance = planes.step(u, *step_args, with_loss=logs) if planar else _step(*state, [u], *step_args)
+                if logs:
+                    history[s // log_every, rows] = per_instance
+                    if on_log is not None:
+                        on_log(history[s // log_every, :n_inst], s)
+                if (s + 1) % block == 0 or s == steps - 1:
+                    bar.update(block if (s + 1) % block == 0 else (s + 1) % block)
+            if planar:
+                planes.write_to(*state[:2])
+            bar.set_postfix(mean_loss=f"{history[-1, :rows.stop].mean().item():.3g}", refresh=False)
     bar.close()
     with torch.no_grad():
         model.W.copy_(W_all[:n_inst])

@@ -1,0 +1,103 @@
+"""The eager fast path for small models (utils.fast.planes) and its background uniforms (utils.fast.prefetch)."""
+
+import threading
+
+import pytest
+import torch
+
+from utils.data import AnticorrelatedPairs, CorrelatedPairs, HierarchicalPairs, SparseUniform
+from utils.fast import planes, prefetch, trainer
+from utils.fast.adam import adam_update_
+from utils.fast.gradients import loss_and_gradients
+from utils.fast.laws import law_spec
+from utils.models import ToyModel, ToyModelConfig
+
+LAWS = {
+    "SparseUniform": lambda n: SparseUniform(torch.linspace(0.1, 0.9, n * 3).reshape(n, 3), low=-1.0, high=1.0),
+    "HierarchicalPairs": lambda n: HierarchicalPairs(torch.linspace(0.2, 1.0, n), torch.linspace(1.0, 0.3, n)),
+    "CorrelatedPairs": lambda n: CorrelatedPairs(torch.linspace(0.1, 0.6, n * 2).reshape(n, 2)),
+    "AnticorrelatedPairs": lambda n: AnticorrelatedPairs(torch.linspace(0.05, 0.5, n * 2).reshape(n, 2)),
+}
+
+
+@pytest.mark.parametrize("hidden", [1, 3])
+@pytest.mark.parametrize("law", list(LAWS))
+def test_plane_steps_equal_the_torch_step_over_uneven_blocks(law, hidden, monkeypatch):
+    # 10 instances in blocks of at most 4 (4, 4 and a narrower 2): each step equals the reference
+    # step (gradients.loss_and_gradients, then adam_update_) on the same uniforms.
+    monkeypatch.setattr(planes, "BLOCK", 4)
+    data = LAWS[law](10)
+    spec = law_spec(data)
+    model = ToyModel(ToyModelConfig(10, data.n_features, hidden), data=data, importance=0.8, seed=1, device="cpu")
+    W, b = model.W.detach().clone(), model.b_final.detach().clone()
+    chunk = planes.PlaneChunk(W, b, model.importance, spec.params, spec.transform, spec.n_uniforms, batch=32)
+    assert chunk.width == 4
+    moments = [torch.zeros_like(t) for t in (W, W, b, b)]
+    generator = torch.Generator().manual_seed(2)
+    for step in range(1, 21):
+        u = torch.rand(32, 10, spec.n_uniforms, generator=generator)
+        args = torch.tensor(3e-2), torch.tensor(step), torch.tensor(1e-3)
+        loss, grad_W, grad_b = loss_and_gradients(W, b, model.importance, spec.transform(u, spec.params), planes=False)
+        adam_update_(W, grad_W, *moments[:2], *args)
+        adam_update_(b, grad_b, *moments[2:], *args)
+        logs = step % 5 == 0
+        mine = chunk.step(u, *args, with_loss=logs)
+        if logs:
+            torch.testing.assert_close(mine, loss, rtol=1e-5, atol=1e-7)
+        else:
+            assert mine is None
+    trained_W, trained_b = torch.empty_like(W), torch.empty_like(b)
+    chunk.write_to(trained_W, trained_b)
+    torch.testing.assert_close(trained_W, W, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(trained_b, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_deinterleave_copies_a_block_of_columns_into_planes(n):
+    u = torch.rand(16, 50, n)
+    block = u[:, 7:31]  # not contiguous: a slice of the instance columns
+    out, scratch = torch.empty(n, 16, 24), torch.empty(16, 24, dtype=torch.int64)
+    planes._deinterleave(block, out, scratch)
+    assert torch.equal(out, block.permute(2, 0, 1))
+
+
+def test_prefetch_draws_the_plain_loop_numbers_and_leaves_the_generator_as_it():
+    threads = torch.get_num_threads()
+    plain, ahead = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    with prefetch.UniformPrefetch((8, 5, 2), 6, ahead, ahead=2) as uniforms:
+        assert torch.get_num_threads() == max(1, threads - 1)
+        for _ in range(6):
+            assert torch.equal(uniforms.next(), torch.rand(8, 5, 2, generator=plain))
+    assert torch.get_num_threads() == threads
+    assert torch.equal(ahead.get_state(), plain.get_state())
+
+
+def test_prefetch_stops_its_thread_when_left_early_and_reports_errors():
+    before = threading.active_count()
+    with prefetch.UniformPrefetch((4, 3), 100, torch.Generator().manual_seed(0)) as uniforms:
+        uniforms.next()
+    assert threading.active_count() == before
+    with pytest.raises(RuntimeError, match="background thread") as error:
+        with prefetch.UniformPrefetch((4, 3), 2, "not a generator") as uniforms:
+            uniforms.next()
+    assert isinstance(error.value.__cause__, TypeError)
+    with pytest.raises(ValueError, match="ahead must be at least 1"):
+        prefetch.UniformPrefetch((4, 3), 2, None, ahead=0)
+
+
+def test_training_with_prefetched_uniforms_is_the_same_run(monkeypatch):
+    # One thread throughout, so that both runs sum in the same order: then they are equal bit for bit.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    histories, weights = [], []
+    try:
+        for min_numbers in (10**9, 1):
+            monkeypatch.setattr(prefetch, "MIN_NUMBERS", min_numbers)
+            model = ToyModel(ToyModelConfig(12, 2, 1), data=LAWS["HierarchicalPairs"](12), seed=3, device="cpu")
+            lrs = torch.full((40,), 1e-2)
+            histories.append(trainer.train_fast(model, 40, 64, lrs, 1e-4, 10, compiled=False, progress=False))
+            weights.append(model.W.detach().clone())
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(histories[0], histories[1])
+    assert torch.equal(weights[0], weights[1])
