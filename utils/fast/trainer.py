@@ -273,15 +273,21 @@ def train_fast(
         for c in range(n_chunks):
             rows = slice(c * chunk, (c + 1) * chunk)
             state = chunk_state(rows)
-            planes = PlaneChunk(*state[:2], *state[6:8], spec.transform, spec.n_uniforms, batch_size) if planar else None
+            in_graph = philox_args(rows) if use_compiled else None
+            if planar:
+                plane_chunk = PlaneChunk(W_all[rows], b_all[rows], importance_all[rows], params_all[rows],
+                                         spec.transform, spec.n_uniforms, batch_size)  # fmt: skip
             for s in range(steps):
                 step_args = (lrs[s], step_numbers[s], decay)
                 logs = (s + 1) % log_every == 0 or s == steps - 1
                 if use_compiled:
-                    per_instance = _compiled_step(*state, *philox_args(rows), *step_args)
+                    per_instance = _compiled_step(*state, *in_graph, *step_args)
                 else:
                     u = prefetch.next() if prefetch else torch.rand(draw, generator=generator, device=device)
-                    per_instance = planes.step(u, *step_args, with_loss=logs) if planar else _step(*state, [u], *step_args)
+                    if planar:
+                        per_instance = plane_chunk.step(u, *step_args, with_loss=logs)
+                    else:
+                        per_instance = _step(*state, [u], *step_args)
                 if logs:
                     history[s // log_every, rows] = per_instance
                     if on_log is not None:
@@ -289,7 +295,7 @@ def train_fast(
                 if (s + 1) % block == 0 or s == steps - 1:
                     bar.update(block if (s + 1) % block == 0 else (s + 1) % block)
             if planar:
-                planes.write_to(*state[:2])
+                plane_chunk.write_to(W_all[rows], b_all[rows])
             bar.set_postfix(mean_loss=f"{history[-1, :rows.stop].mean().item():.3g}", refresh=False)
     bar.close()
     with torch.no_grad():
