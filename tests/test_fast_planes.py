@@ -73,10 +73,13 @@ def test_prefetch_draws_the_plain_loop_numbers_and_leaves_the_generator_as_it():
 
 
 def test_prefetch_stops_its_thread_when_left_early_and_reports_errors():
-    before = threading.active_count()
+    def drawing() -> bool:
+        return any(thread.name == "UniformPrefetch" for thread in threading.enumerate())
+
     with prefetch.UniformPrefetch((4, 3), 100, torch.Generator().manual_seed(0)) as uniforms:
         uniforms.next()
-    assert threading.active_count() == before
+        assert drawing()
+    assert not drawing()
     with pytest.raises(RuntimeError, match="background thread") as error:
         with prefetch.UniformPrefetch((4, 3), 2, "not a generator") as uniforms:
             uniforms.next()
