@@ -272,11 +272,12 @@ def train_fast(
     with prefetch or contextlib.nullcontext():
         for c in range(n_chunks):
             rows = slice(c * chunk, (c + 1) * chunk)
-            state = chunk_state(rows)
-            in_graph = philox_args(rows) if use_compiled else None
-            if planar:
+            if planar:  # holds its own copies of the chunk's weights and moments, as rows
                 plane_chunk = PlaneChunk(W_all[rows], b_all[rows], importance_all[rows], params_all[rows],
                                          spec.transform, spec.n_uniforms, batch_size)  # fmt: skip
+            else:
+                state = chunk_state(rows)
+                in_graph = philox_args(rows) if use_compiled else None
             for s in range(steps):
                 step_args = (lrs[s], step_numbers[s], decay)
                 logs = (s + 1) % log_every == 0 or s == steps - 1
