@@ -3,150 +3,112 @@
 import pytest
 import torch
 
-from utils import motif
-from utils.checks import check_detect_motif, check_leak_and_inhibition
+from utils.checks import check_neuron_computation_model, check_neuron_model
+from utils.models import NeuronComputationModel, NeuronModel, ToyModel
 
-# ---- leak_and_inhibition --------------------------------------------------------------------------
-
-
-def leak_unsigned_inhibition(W1, W2):
-    leak, _ = motif.leak_and_inhibition(W1, W2)
-    unsigned = torch.einsum("kmi,kjm->kij", W1.abs(), torch.relu(-W2))
-    return leak, unsigned[:, None].expand_as(leak).clone()
+# ---- the neuron model -----------------------------------------------------------------------------
 
 
-def leak_without_abs(W1, W2):
-    leak, inhibition = motif.leak_and_inhibition(W1, W2)
-    return W1[..., :, None] * W2.transpose(1, 2)[..., None, :], inhibition
+class NoHiddenRelu(ToyModel):
+    pass  # inherits hidden = Wx
 
 
-def leak_i_j_swapped(W1, W2):
-    leak, inhibition = motif.leak_and_inhibition(W1, W2)
-    return leak.transpose(-1, -2).contiguous(), inhibition
+class TransposedWeights(ToyModel):
+    def hidden(self, x):
+        return torch.relu(torch.einsum("...if,ifh->...ih", x, self.W.transpose(1, 2).flip(1)))
 
 
-def inhibition_counts_positive_writes(W1, W2):
-    leak, _ = motif.leak_and_inhibition(W1, W2)
-    out = W2.transpose(1, 2)
-    pull = {s: torch.einsum("kmi,kmj->kij", torch.relu(s * W1), out.abs()) for s in (1, -1)}
-    return leak, torch.where((W1 > 0)[..., :, None], pull[1][:, None], pull[-1][:, None])
+class HiddenWrongShape(NeuronModel):
+    def hidden(self, x):
+        return super().hidden(x).sum(dim=-1)
 
 
-def leak_as_float64(W1, W2):
-    leak, inhibition = motif.leak_and_inhibition(W1, W2)
-    return leak.double(), inhibition
+class RaisesInInit(NeuronModel):
+    def __init__(self, cfg, **kwargs):
+        raise TypeError("oops")
 
 
-def leak_in_place(W1, W2):
-    W1.abs_()
-    return motif.leak_and_inhibition(W1, W2)
-
-
-def test_leak_and_inhibition_reference_passes(capsys):
-    check_leak_and_inhibition(motif.leak_and_inhibition)
-    assert "leak_and_inhibition: all checks passed" in capsys.readouterr().out
+def test_neuron_model_reference_passes(capsys):
+    check_neuron_model(NeuronModel)
+    assert "NeuronModel: all checks passed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "planted, message",
     [
-        (leak_unsigned_inhibition, r"inhibition counts every neuron that reads x_i, whatever the sign"),
-        (leak_without_abs, r"leak is wrong at .*W2\[k, j, n\] · \|W1\[k, n, i\]\|"),
-        (leak_i_j_swapped, r"leak\[0, n=0, i=0, j=1\] should be W2\[j=1, n=0\] · \|W1\[n=0, i=0\]\| = 2 · 2 = 4"),
-        (inhibition_counts_positive_writes, r"inhibition\[0, n=0, i=0, j=1\] should be 5: .* got 9"),
-        (leak_as_float64, r"leak has dtype torch.float64; expected torch.float32"),
-        (leak_in_place, "modified its inputs"),
-        (lambda W1, W2: motif.leak_and_inhibition(W1, W2)[0], "should return a tuple"),
+        (NoHiddenRelu, "hidden\\(x\\) has negative values: the neuron model applies a ReLU"),
+        (TransposedWeights, "hidden\\(x\\) is wrong at .*neuron h of instance k is ReLU"),
+        (HiddenWrongShape, "hidden\\(x\\) has shape \\(8, 3\\); expected \\(batch, inst, d_hidden\\)"),
+        (RaisesInInit, "raised TypeError: oops; keep the parent's __init__"),
     ],
 )
-def test_leak_and_inhibition_catches(planted, message):
+def test_neuron_model_catches(planted, message):
     with pytest.raises(AssertionError, match=message):
-        check_leak_and_inhibition(planted)
+        check_neuron_model(planted)
 
 
-def test_random_weights_catch_what_the_hand_built_example_cannot():
-    # right on the hand-built example, wrong elsewhere: the comparison on random weights names the entry
-    def right_only_when_small(W1, W2):
-        if W1.shape[0] == 1:
-            return motif.leak_and_inhibition(W1, W2)
-        return inhibition_counts_positive_writes(W1, W2)
-
-    with pytest.raises(AssertionError, match=r"inhibition is wrong at inst \d+, d_hidden \d+, feats_i \d+, feats_j \d+"):
-        check_leak_and_inhibition(right_only_when_small)
-
-    def loud_only_when_positive(W1, W2, t):  # right on the hand-built example, not for x_i < 0 drives
-        found = detect(W1, W2, t, abs_in=False)
-        return motif.detect_motif(W1, W2, t) if W1.shape[0] == 1 else found
-
-    with pytest.raises(AssertionError, match=r"on random weights, detect_motif misses a motif at instance \d+"):
-        check_detect_motif(loud_only_when_positive)
+# ---- the absolute-value model ----------------------------------------------------------------------
 
 
-# ---- detect_motif ---------------------------------------------------------------------------------
+class NoOutputRelu(NeuronComputationModel):
+    def forward(self, x):
+        return torch.einsum("...ih,ifh->...if", self.hidden(x), self.W2) + self.b_final
 
 
-def detect(W1, W2, t, *, abs_in=True, inhibition=True, signed=True, flipped=True, use_thresholds=True):
-    """The reference detector with one ingredient optionally broken."""
-    t = t if use_thresholds else motif.MotifThresholds()
-    loudness = W1.abs() if abs_in else W1
-    out = W2.transpose(1, 2)
-    used = (loudness > t.reads) & (out > t.writes)
-    pair = used[..., :, None] & used[..., None, :]
-    pair &= loudness[..., :, None] >= t.ratio * loudness[..., None, :]
-    if flipped:
-        pair &= out[..., None, :] >= t.ratio * out[..., :, None]
-    else:
-        pair &= out[..., :, None] >= t.ratio * out[..., None, :]
-    if not inhibition:
-        return pair
-    leak, cancel = motif.leak_and_inhibition(W1, W2)
-    if not signed:
-        cancel = torch.einsum("kmi,kjm->kij", W1.abs(), torch.relu(-W2))[:, None].expand_as(leak)
-    return pair & (cancel >= t.cancel * leak)
+class NoBias(NeuronComputationModel):
+    def forward(self, x):
+        return torch.relu(torch.einsum("...ih,ifh->...if", self.hidden(x), self.W2))
 
 
-def test_detect_motif_reference_passes(capsys):
-    check_detect_motif(motif.detect_motif)
-    assert "detect_motif: all checks passed" in capsys.readouterr().out
+class PositiveValues(NeuronComputationModel):
+    def generate_batch(self, batch_size, generator=None):
+        return super().generate_batch(batch_size, generator).abs()
+
+
+class OneProbability(NeuronComputationModel):
+    def generate_batch(self, batch_size, generator=None):
+        u = torch.rand(batch_size, self.cfg.n_inst, self.cfg.n_features)
+        return torch.where(torch.rand_like(u) < self.feature_probability[0, 0], 2 * u - 1, 0.0)
+
+
+class ReconstructionLoss(NeuronComputationModel):
+    def loss_per_instance(self, out, batch):
+        return (self.importance * (out - batch) ** 2).mean(dim=(0, 2))
+
+
+class NoImportance(NeuronComputationModel):
+    def loss_per_instance(self, out, batch):
+        return ((out - batch.abs()) ** 2).mean(dim=(0, 2))
+
+
+class SummedLoss(NeuronComputationModel):
+    def loss_per_instance(self, out, batch):
+        return super().loss_per_instance(out, batch).sum()
+
+
+class MeanOverBatchOnly(NeuronComputationModel):
+    def loss_per_instance(self, out, batch):
+        return (self.importance * (out - batch.abs()) ** 2).mean(dim=0).sum(dim=-1)
+
+
+def test_neuron_computation_model_reference_passes(capsys):
+    check_neuron_computation_model(NeuronComputationModel)
+    assert "NeuronComputationModel: all checks passed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "planted, message",
     [
-        (lambda W1, W2, t: detect(W1, W2, t, inhibition=False), "flags the same weights without the inhibitor"),
-        (lambda W1, W2, t: detect(W1, W2, t, signed=False), "flags an inhibitor of the wrong sign"),
-        (lambda W1, W2, t: detect(W1, W2, t, flipped=False), "misses the hand-built motif"),
-        (lambda W1, W2, t: detect(W1, W2, t, abs_in=False), r"misses the hand-built motif.*compare sizes with \|W1\|"),
-        (lambda W1, W2, t: detect(W1, W2, t, use_thresholds=False), "Use the thresholds you are given"),
-        (lambda W1, W2, t: detect(W1, W2, t).float(), "dtype torch.float32; expected torch.bool"),
-        (lambda W1, W2, t: detect(W1, W2, t).any(dim=1), r"shape \(1, 3, 3\); expected"),
-        (lambda W1, W2, t: detect(W1, W2.transpose(1, 2), t), r"raised RuntimeError.*W2 is \(inst, feats, d_hidden\)"),
+        (NoOutputRelu, "forward\\(x\\) has negative outputs: apply a ReLU"),
+        (NoBias, "forward\\(x\\) is wrong at .*ReLU\\(W2 ReLU\\(W1 x\\) \\+ b_final\\)"),
+        (PositiveValues, "no negative values: draw active features uniformly from \\[-1, 1\\]"),
+        (OneProbability, "the fraction of active features in instance 1 \\(feature_probability 0.5\\) is 1.0000"),
+        (ReconstructionLoss, "compares the output with x; the target of this model is \\|x\\|"),
+        (NoImportance, "ignores the importances"),
+        (SummedLoss, "loss_per_instance\\(out, batch\\) has shape \\(\\); expected \\(inst,\\)"),
+        (MeanOverBatchOnly, "loss_per_instance is wrong at inst 0: .*mean over batch and features"),
     ],
 )
-def test_detect_motif_catches(planted, message):
+def test_neuron_computation_model_catches(planted, message):
     with pytest.raises(AssertionError, match=message):
-        check_detect_motif(planted)
-
-
-def test_detect_motif_catches_flagging_plain_pairs_and_symmetric_neurons():
-    def everything_shared(W1, W2, t):  # any neuron that reads and writes two features
-        used = (W1.abs() > t.reads) & (W2.transpose(1, 2) > t.writes)
-        both = used[..., :, None] & used[..., None, :]
-        return both & ~torch.eye(W1.shape[2], dtype=torch.bool)
-
-    with pytest.raises(AssertionError, match=r"also flags \[\(0, 0, 1, 0\)\]"):
-        check_detect_motif(everything_shared)
-
-    def symmetric_too(W1, W2, t):  # ratios compared with >= 1 instead of >= ratio
-        return detect(W1, W2, motif.MotifThresholds(t.reads, t.writes, 1.0 + 1e-9, t.cancel))
-
-    with pytest.raises(AssertionError, match="flags a symmetric shared neuron"):
-        check_detect_motif(symmetric_too)
-
-
-def test_the_stub_error_reaches_the_learner():
-    def stub(W1, W2, t):
-        raise NotImplementedError("write detect_motif")
-
-    with pytest.raises(NotImplementedError, match="write detect_motif"):
-        check_detect_motif(stub)
+        check_neuron_computation_model(planted)

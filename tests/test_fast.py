@@ -184,11 +184,11 @@ def test_unsupported_models_and_laws_say_why():
     for law in (CorrelatedPairs(torch.full((4, 2), 0.3)), AnticorrelatedPairs(torch.full((4, 2), 0.3))):
         assert unsupported_reason(ToyModel(ToyModelConfig(4, 4, 2), data=law, seed=0, device="cpu")) is None
     for model_class in (LinearToyModel, NeuronModel):
-        model = model_class(cfg, seed=0, device="cpu")
-        assert model_class.__name__ in unsupported_reason(model)
-        message = f"fast=True, but the fast path cannot train this model.*{model_class.__name__}"
-        with pytest.raises(ValueError, match=message):
-            optimize(model, steps=2, batch_size=4, fast=True, progress=False)
+        assert model_class.__name__ in unsupported_reason(model_class(cfg, seed=0, device="cpu"))
+    message = "fast=True, but no fast path can train this model.*LinearToyModel.*no step_gradients"
+    with pytest.raises(ValueError, match=message):
+        optimize(LinearToyModel(cfg, seed=0, device="cpu"), steps=2, batch_size=4, fast=True, progress=False)
+    optimize(NeuronModel(cfg, seed=0, device="cpu"), steps=2, batch_size=4, fast=True, progress=False)  # its step_gradients
     fixed = ToyModel(cfg, data=FixedDataset(torch.rand(10, 3), n_inst=4), seed=0, device="cpu")
     with pytest.raises(ValueError, match="data law FixedDataset"):
         optimize(fixed, steps=2, batch_size=4, fast=True, progress=False)

@@ -1,4 +1,4 @@
-"""Chapter 3's library: the sweep's layout and metrics, a small sweep, exact optima, and the checks."""
+"""Chapter 4's library: the sweep's layout and metrics, a small sweep, exact optima, and the checks."""
 
 import math
 

@@ -221,10 +221,10 @@ def test_hand_gradients_train_as_well_as_autograd():
     losses = {}
     for hand in (False, True):
         model = ReluComputationModel(cfg, feature_probability=0.05, seed=0, device="cpu")
-        model.optimize(steps=300, batch_size=256, lr=3e-3, progress=False, hand_gradients=hand)
+        model.optimize(steps=300, batch_size=256, lr=3e-3, progress=False, fast=hand)
         losses[hand] = evaluate(model, n_samples=20_000, generator=torch.Generator().manual_seed(1))
     gap = (losses[True].mean() - losses[False].mean()).abs()
     spread = (losses[True].std() + losses[False].std()) / 8**0.5
     assert gap < 3 * spread + 1e-4 * losses[False].mean(), (losses, gap, spread)
-    with pytest.raises(ValueError, match="hand_gradients=True needs a model with step_gradients"):
-        ToyModel(cfg, device="cpu").optimize(steps=1, progress=False, hand_gradients=True)
+    with pytest.raises(ValueError, match="no fast path can train this model"):
+        LinearToyModel(cfg, device="cpu").optimize(steps=1, progress=False, fast=True)

@@ -1,4 +1,4 @@
-"""Chapter 5's motif figures: right traces from the inputs, inputs untouched, clear errors."""
+"""Chapter 7's motif figures: right traces from the inputs, inputs untouched, clear errors."""
 
 import plotly.graph_objects as go
 import pytest

@@ -1,4 +1,4 @@
-"""Chapter 4's figures: the right traces and values, a height but no width, inputs untouched, clear errors."""
+"""Chapter 5's figures: the right traces and values, a height but no width, inputs untouched, clear errors."""
 
 import plotly.graph_objects as go
 import pytest

@@ -1,4 +1,4 @@
-"""Benchmark: the fast trainer against the plain autograd loop, on a slice of chapter 3's sweep.
+"""Benchmark: the fast trainer against the plain autograd loop, on a slice of chapter 4's sweep.
 
     python -m utils.benchmark [--grid 20] [--seeds 10] [--steps 200] [--torch-compile]
 

@@ -1,4 +1,4 @@
-"""Measurements of an MLP that computes ReLU(x) in superposition (chapter 4, `ReluComputationModel`).
+"""Measurements of an MLP that computes ReLU(x) in superposition (chapter 6, `ReluComputationModel`).
 
 The model is y = W_out ReLU(W_in x) with `W_in: (inst, d_hidden, feats)` and `W_out: (inst, feats,
 d_hidden)`; inputs are sparse, uniform on [-1, 1] when active. With one feature i active at value x,

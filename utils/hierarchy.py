@@ -1,4 +1,4 @@
-"""Phase-diagram sweeps for two hierarchical features in one hidden dimension (chapter 3).
+"""Phase-diagram sweeps for two hierarchical features in one hidden dimension (chapter 4).
 
 Feature 1 (the parent) is active with probability p1; feature 2 (the child) is active with
 probability q = p(feature 2 | feature 1) when feature 1 is, and never otherwise. A sweep trains one

@@ -1,4 +1,4 @@
-"""The neuron basis (chapter 4): which features each neuron reads, and the blocks they form.
+"""The neuron basis (chapter 5): which features each neuron reads, and the blocks they form.
 
 Weights are `W: (inst, d_hidden, feats)` (a `NeuronModel`'s W, or W1 of a `NeuronComputationModel`):
 row h is what neuron h reads, column i is feature i's exposure to each neuron. A weight "counts"

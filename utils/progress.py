@@ -4,7 +4,7 @@ In Jupyter every redraw is a message from the kernel. tqdm's default (ten a seco
 cell send thousands while nothing reads them when a notebook runs under `pytest --nbval`, which
 reads a cell's output only once the cell is done. Messages beyond the kernel's output queue can
 be dropped, and when the cell's final status is among them, nbval gives up waiting ("Timeout of 5
-seconds exceeded waiting for output": seen on chapter 5's 150-second training cell in two of
+seconds exceeded waiting for output": seen on chapter 7's 150-second training cell in two of
 eight runs). Once a second keeps a three-minute cell to about 200 redraws.
 """
 

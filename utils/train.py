@@ -105,30 +105,29 @@ def optimize(
     log_every: int | None = None,
     generator: torch.Generator | None = None,
     fast: bool | None = None,
-    hand_gradients: bool = False,
 ) -> torch.Tensor:
     """Train `model` in place on a fresh batch from `model.generate_batch` every step.
 
     A `ToyModel` with one of the laws `utils.fast` covers trains on the fast path by default: the
-    same model, law, Adam and steps, with hand-written gradients; long runs (such as chapter 3's
+    same model, law, Adam and steps, with hand-written gradients; long runs (such as chapter 4's
     sweep) compiled (on a CPU the C loop of `utils/fast/kernel.c`, elsewhere torch.compile), drawing
     their own random numbers from a key drawn from `generator`, so their data stream differs from
-    the autograd path's while following the same law. Everything else trains with autograd.
+    the autograd path's while following the same law. A model with a `step_gradients(batch_size,
+    generator)` method (NeuronModel, NeuronComputationModel, ReluComputationModel on independent
+    sparse features) draws each batch and sets its gradients itself on the fast path: the same loss
+    and gradients as autograd, several times faster on a CPU, but a different random stream, so
+    results differ seed by seed. Everything else trains with autograd.
 
     Args:
-        model: any model of `utils.models` (or one with `generate_batch`, `forward`, `loss_per_instance`);
-            with `hand_gradients`, one with a `step_gradients(batch_size, generator)` method.
+        model: any model of `utils.models` (or one with `generate_batch`, `forward`, `loss_per_instance`).
         lr_scale: the learning-rate schedule (multiplier of `lr`).
         weight_decay: L2 coefficient added to each gradient, as `torch.optim.Adam` does.
         log_every: log the loss every this many steps (default: about 200 rows).
         generator: the data stream (default: the model's own, else torch's global one); the
             compiled fast path draws only its key from it.
-        fast: None picks the fast path (`utils.fast`) where it covers the model; True requires it
-            (a ValueError says why when it does not); False forces the autograd path.
-        hand_gradients: let the model draw each batch and set its gradients itself with
-            `model.step_gradients` (NeuronModel, NeuronComputationModel, ReluComputationModel on
-            independent sparse features): the same loss and gradients as autograd, several times
-            faster on a CPU, but a different random stream, so results differ seed by seed.
+        fast: None picks a fast path (`utils.fast`, or the model's `step_gradients`) where one covers
+            the model; True requires one (a ValueError says why when none does); False forces the
+            autograd path.
 
     Returns:
         The per-instance training loss `(n_logged, inst)`, row k at step (k+1)·log_every - 1; the last
@@ -140,15 +139,14 @@ def optimize(
     """
     _check_hyperparameters(steps, lr, weight_decay, lr_scale)
     check_positive_int(batch_size, "batch_size")
-    if hand_gradients and not callable(getattr(model, "step_gradients", None)):
-        raise ValueError(f"hand_gradients=True needs a model with step_gradients; {type(model).__name__} has none, use autograd")
     log_every = log_every or max(1, steps // 200)
     check_positive_int(log_every, "log_every")
     if fast not in (None, True, False):
         raise TypeError(f"fast must be None (automatic), True or False, got {fast!r}")
     reason = unsupported_reason(model) if fast is not False else "fast=False"
-    if fast and reason is not None:
-        raise ValueError(f"fast=True, but the fast path cannot train this model: {reason}; pass fast=None or False")
+    hand_gradients = fast is not False and reason is not None and callable(getattr(model, "step_gradients", None))
+    if fast and reason is not None and not hand_gradients:
+        raise ValueError(f"fast=True, but no fast path can train this model: {reason}, and it has no step_gradients; pass fast=None or False")
     if reason is None:
         lrs = torch.tensor([lr * lr_scale(step, steps) for step in range(steps)])
         return train_fast(

@@ -1,16 +1,18 @@
-"""Learner-facing checks, one per exercise: `check_<name>(learner_object)` prints a success line or
-raises AssertionError saying exactly what is wrong. Chapter NN's checks live in `chNN.py` and are
-re-exported here, so notebooks call `checks.check_...`."""
+"""Learner-facing checks, one per exercise: `name = checks.check_<name>(name)` prints a success line
+and returns the learner's object, raises AssertionError saying exactly what is wrong, or, while the
+stub is not filled in, prints "not done yet" and returns the library's version. Chapter NN's checks
+live in `chNN.py` and are re-exported here, so notebooks call `checks.check_...`."""
 
 # ruff: noqa: F401
 from utils.checks.ch01 import check_generate_data, check_importance_weighted_mse, check_linear_model, check_train
-from utils.checks.ch02 import (
+from utils.checks.ch02 import check_toy_model
+from utils.checks.ch03 import (
     check_anticorrelated_generator,
     check_correlated_generator,
     check_dimensionality,
     check_dims_per_feature,
-    check_toy_model,
 )
-from utils.checks.ch03 import check_hierarchical_batch, check_phase_metrics, check_sweep_grid
-from utils.checks.ch05 import check_detect_motif, check_leak_and_inhibition
-from utils.checks.ch04 import check_gains_and_leaks, check_neuron_computation_model, check_neuron_model
+from utils.checks.ch04 import check_hierarchical_batch, check_phase_metrics, check_sweep_grid
+from utils.checks.ch05 import check_neuron_computation_model, check_neuron_model
+from utils.checks.ch06 import check_gains_and_leaks
+from utils.checks.ch07 import check_detect_motif, check_leak_and_inhibition

@@ -6,11 +6,23 @@ import copy
 
 import torch
 
-from utils.checks.compare import assert_close, assert_rate, assert_tensor, passed
+from utils.checks.compare import assert_close, assert_rate, assert_tensor, learner_check, passed
+from utils.data import generate_data
 from utils.models import LinearToyModel, ToyModelConfig
 from utils.train import train_on_dataset
 
 
+def reference_importance_weighted_mse(out: torch.Tensor, target: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+    """The library's answer to exercise 1.3: `(batch, inst, feats)` twice and `(inst, feats)` -> `(inst,)`."""
+    return (importance * (out - target) ** 2).mean(dim=(0, 2))
+
+
+def reference_train(model: LinearToyModel, x: torch.Tensor, steps: int = 1000, lr: float = 1e-2) -> torch.Tensor:
+    """The library's answer to exercise 1.4: full-batch Adam on `x: (n_points, feats)`; `(steps, inst)` losses."""
+    return train_on_dataset(model, x, steps=steps, lr=lr, progress=False).losses
+
+
+@learner_check(generate_data, "`utils.data.generate_data`")
 def check_generate_data(generate_data) -> None:
     """`generate_data(n_points, n_features, sparsity)`: shape, dtype, range, sparsity rate, independence."""
     x = generate_data(10)
@@ -62,6 +74,7 @@ def _seeded_pair(learner_class, cfg: ToyModelConfig):
     return model, reference
 
 
+@learner_check(LinearToyModel, "`utils.models.LinearToyModel`")
 def check_linear_model(learner_class) -> None:
     """`hidden` (h = Wx) and `decode` (x' = Wᵀh + b) of a `LinearToyModel` subclass, on two sizes."""
     for cfg in (ToyModelConfig(n_inst=3, n_features=2, d_hidden=1), ToyModelConfig(n_inst=2, n_features=5, d_hidden=3)):
@@ -87,6 +100,7 @@ def check_linear_model(learner_class) -> None:
     passed("the linear model")
 
 
+@learner_check(reference_importance_weighted_mse, "importance-weighted MSE")
 def check_importance_weighted_mse(importance_weighted_mse) -> None:
     """`importance_weighted_mse(out, target, importance) -> (inst,)`: mean over batch and features."""
     generator = torch.Generator().manual_seed(3)
@@ -103,6 +117,7 @@ def check_importance_weighted_mse(importance_weighted_mse) -> None:
     passed("importance_weighted_mse")
 
 
+@learner_check(reference_train, "training loop (`utils.train.train_on_dataset`)")
 def check_train(train) -> None:
     """`train(model, x, steps, lr) -> (steps, inst)`: full-batch Adam, compared step by step with the library."""
     cfg = ToyModelConfig(n_inst=4, n_features=2, d_hidden=1)

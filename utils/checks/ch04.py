@@ -1,125 +1,79 @@
-"""Checks for chapter 4: the neuron model, the absolute-value model, and gains and leaks of the ReLU MLP."""
+"""Checks for chapter 4: the hierarchical generator, the sweep's grid, and the phase metrics."""
 
 from __future__ import annotations
 
 import torch
 
-from utils import computation
-from utils.checks.compare import assert_close, assert_rate, assert_tensor, passed
-from utils.models import NeuronComputationModel, NeuronModel, ToyModelConfig
-
-CFG = ToyModelConfig(n_inst=3, n_features=6, d_hidden=4)
+from utils.checks.compare import assert_close, assert_rate, assert_tensor, learner_check, passed
+from utils.data import HierarchicalPairs
+from utils.hierarchy import phase_metrics, sweep_grid
 
 
-def _build(cls, reference_cls, **kwargs):
-    """The learner's model and the reference with the same seed (so the same weights)."""
-    try:
-        model = cls(CFG, seed=0, device="cpu", **kwargs)
-    except Exception as error:
-        raise AssertionError(
-            f"{cls.__name__}(cfg, seed=0, device='cpu') raised {type(error).__name__}: {error}; keep the parent's __init__"
-        ) from error
-    return model, reference_cls(CFG, seed=0, device="cpu", **kwargs)
+def reference_hierarchical_batch(batch_size: int, p_feature1: torch.Tensor, p_feature2_given_1: torch.Tensor) -> torch.Tensor:
+    """The library's hierarchical pairs: `(inst,)` rates -> `(batch_size, inst, 2)`."""
+    return HierarchicalPairs(p_feature1, p_feature2_given_1).sample(batch_size)
 
 
-def _call(what: str, fn, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
-        raise AssertionError(f"{what}({shapes}) raised {type(error).__name__}: {error}") from error
-
-
-def check_neuron_model(cls) -> None:
-    """The learner's `NeuronModel`-like class: `hidden(x)` = ReLU(W x), and the forward pass through it."""
-    model, reference = _build(cls, NeuronModel)
-    x = torch.rand(8, CFG.n_inst, CFG.n_features, generator=torch.Generator().manual_seed(1))
-    h = _call("hidden", model.hidden, x)
-    assert_tensor(h, "hidden(x)", (8, CFG.n_inst, CFG.d_hidden), "(batch, inst, d_hidden)")
-    if (h < 0).any():
-        raise AssertionError("hidden(x) has negative values: the neuron model applies a ReLU to W x (that is what makes neurons a privileged basis)")
-    assert_close(
-        h, reference.hidden(x), "hidden(x)", "(batch, inst, d_hidden)",
-        hint="neuron h of instance k is ReLU(Σ_i W[k, h, i] x[..., k, i]); W has shape (inst, d_hidden, feats)",
-    )
-    assert_close(
-        _call("forward", model, x).detach(), reference(x).detach(), "forward(x)", "(batch, inst, feats)",
-        hint="the read-out is unchanged: ReLU(Wᵀ h + b_final)",
-    )
-    passed("NeuronModel")
-
-
-def check_neuron_computation_model(cls) -> None:
-    """The learner's absolute-value model: `forward`, `generate_batch` on [-1, 1], `loss_per_instance` against |x|."""
-    p = torch.tensor([[1.0], [0.5], [0.1]])
-    model, reference = _build(cls, NeuronComputationModel, feature_probability=p, importance=0.8 ** torch.arange(CFG.n_features))
-    with torch.no_grad():
-        for m in (model, reference):
-            m.b_final.copy_(torch.linspace(-0.5, 0.5, CFG.n_inst * CFG.n_features).reshape(CFG.n_inst, CFG.n_features))
-    x = torch.rand(8, CFG.n_inst, CFG.n_features, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    out = _call("forward", model, x)
-    assert_tensor(out, "forward(x)", tuple(x.shape), "(batch, inst, feats)")
-    if (out < 0).any():
-        raise AssertionError("forward(x) has negative outputs: apply a ReLU to W2 h + b_final at the end")
-    assert_close(
-        out.detach(), reference(x).detach(), "forward(x)", "(batch, inst, feats)",
-        hint="x' = ReLU(W2 ReLU(W1 x) + b_final) with W1: (inst, d_hidden, feats), W2: (inst, feats, d_hidden)",
-    )
-
-    batch = _call("generate_batch", model.generate_batch, 20_000)
-    assert_tensor(batch, "generate_batch(20000)", (20_000, CFG.n_inst, CFG.n_features), "(batch, inst, feats)")
-    if batch.min() < -1 or batch.max() > 1:
-        raise AssertionError(f"generate_batch has values in [{batch.min():.3f}, {batch.max():.3f}]; active features are uniform on [-1, 1]")
-    active = batch != 0
-    if not (batch < 0).any():
-        raise AssertionError("generate_batch has no negative values: draw active features uniformly from [-1, 1], not [0, 1]")
-    for k in range(CFG.n_inst):
-        assert_rate(active[:, k].float().mean().item(), p[k, 0].item(), active[:, k].numel(),
-                    f"the fraction of active features in instance {k} (feature_probability {p[k, 0].item():g})")
-    values = batch[active]
-    assert_rate((values > 0).float().mean().item(), 0.5, values.numel(), "the fraction of active values above 0")
-
-    g = torch.Generator().manual_seed(2)
-    signed = torch.where(torch.rand(x.shape, generator=g) < 0.5, torch.rand(x.shape, generator=g) * 2 - 1, 0.0)
-    guess = torch.rand(x.shape, generator=g)
-    loss = _call("loss_per_instance", model.loss_per_instance, guess, signed)
-    assert_tensor(loss, "loss_per_instance(out, batch)", (CFG.n_inst,), "(inst,)")
-    expected = reference.loss_per_instance(guess, signed)
-    as_reconstruction = (reference.importance * (guess - signed) ** 2).mean(dim=(0, 2))
-    if torch.allclose(loss, as_reconstruction, atol=1e-6):
-        raise AssertionError("loss_per_instance compares the output with x; the target of this model is |x|")
-    unweighted = ((guess - signed.abs()) ** 2).mean(dim=(0, 2))
-    if torch.allclose(loss, unweighted, atol=1e-6):
-        raise AssertionError("loss_per_instance ignores the importances: weight each feature's squared error by self.importance")
-    assert_close(loss.detach(), expected, "loss_per_instance", "(inst,)", hint="mean over batch and features of importance · (out - |x|)²")
-    passed("NeuronComputationModel")
-
-
-def check_gains_and_leaks(gains_and_leaks) -> None:
-    """The learner's `gains_and_leaks(W_in, W_out) -> (gain, leak)`, both `(inst, feats)`."""
-    g = torch.Generator().manual_seed(0)
-    W_in = torch.randn(4, 7, 9, generator=g)
-    W_out = torch.randn(4, 9, 7, generator=g)
-    copies = W_in.clone(), W_out.clone()
-    result = _call("gains_and_leaks", gains_and_leaks, copies[0], copies[1])
-    if not (torch.equal(copies[0], W_in) and torch.equal(copies[1], W_out)):
-        raise AssertionError("gains_and_leaks modified W_in or W_out; work on new tensors (torch.relu(W_in), not W_in.relu_())")
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise AssertionError(f"gains_and_leaks should return a tuple (gain, leak), got {type(result).__name__}")
-    gain, leak = result
-    expected_gain, expected_leak = computation.gains_and_leaks(W_in, W_out)
-    assert_tensor(gain, "gain", (4, 9), "(inst, feats)")
-    assert_tensor(leak, "leak", (4, 9), "(inst, feats)")
-    diagonal = computation.effective_weights(W_in, W_out).diagonal(dim1=1, dim2=2)
-    if torch.allclose(gain, diagonal, atol=1e-5):
-        raise AssertionError(
-            "gain equals the diagonal of W_eff = W_out W_in: that also counts neurons reading x_i with a negative "
-            "weight, which stay silent for x_i > 0; only ReLU(W_in) counts for a positive input"
+@learner_check(reference_hierarchical_batch, "hierarchical pairs (`utils.data.HierarchicalPairs`)")
+def check_hierarchical_batch(generate_hierarchical_batch) -> None:
+    """`generate_hierarchical_batch(batch_size, p_feature1, p_feature2_given_1) -> (batch, inst, 2)`."""
+    p1 = torch.tensor([0.8, 0.3, 1.0])
+    q = torch.tensor([0.25, 0.6, 0.0])
+    n = 40_000
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        x = generate_hierarchical_batch(n, p1, q)
+    assert_tensor(x, "the batch", (n, 3, 2), "(batch, inst, feats)")
+    if x.min() < 0 or x.max() > 1:
+        raise AssertionError(f"values must lie in [0, 1], got values from {x.min():.3f} to {x.max():.3f}")
+    parent, child = x[..., 0] != 0, x[..., 1] != 0
+    orphans = (child & ~parent).sum().item()
+    if orphans:
+        raise AssertionError(f"feature 2 is active without feature 1 in {orphans} samples: it may only appear with its parent")
+    for i in range(3):
+        assert_rate(parent[:, i].float().mean().item(), p1[i].item(), n, f"the rate of feature 1 in instance {i}")
+        n_parent = int(parent[:, i].sum())
+        assert_rate(
+            child[parent[:, i], i].float().mean().item(),
+            q[i].item(),
+            n_parent,
+            f"the rate of feature 2 among samples with feature 1, instance {i} (p_feature2_given_1 is conditional)",
         )
-    if torch.allclose(leak, -expected_leak, atol=1e-5):
-        raise AssertionError("leak has the wrong sign: it is the output at x_i = -1, W_out · ReLU(-W_in) times |x_i| = 1")
-    assert_close(gain, expected_gain, "gain", "(inst, feats)", hint="gain[k, i] = Σ_h W_out[k, i, h] · ReLU(W_in[k, h, i])")
-    assert_close(leak, expected_leak, "leak", "(inst, feats)", hint="leak[k, i] = Σ_h W_out[k, i, h] · ReLU(-W_in[k, h, i])")
-    passed("gains_and_leaks")
+    values = x[..., 1][child]
+    if abs(values.mean().item() - 0.5) > 5 * (1 / 12 / values.numel()) ** 0.5:
+        raise AssertionError(f"active values of feature 2 should be uniform on [0, 1] (mean 0.5), got mean {values.mean():.3f}")
+    passed("generate_hierarchical_batch")
+
+
+@learner_check(sweep_grid, "`utils.hierarchy.sweep_grid`")
+def check_sweep_grid(learner_sweep_grid) -> None:
+    """`sweep_grid(p_feature1, importance_axis, conditional_axis, n_seeds)`: per-instance settings in order."""
+    args = ([0.1, 0.9], torch.tensor([0.5, 1.0, 2.0]), torch.tensor([0.01, 0.1]), 4)
+    expected = sweep_grid(*args)
+    got = learner_sweep_grid(*args)
+    if not isinstance(got, tuple) or len(got) != 3:
+        raise AssertionError(f"return a tuple (p1, conditional, importance), got {type(got).__name__}")
+    hint = "order instances by (p1, conditional probability, importance, seed), the seed varying fastest"
+    assert_close(got[0], expected[0], "p1", "(inst,)", hint=hint)
+    assert_close(got[1], expected[1], "conditional", "(inst,)", hint=hint)
+    assert_close(got[2], expected[2], "importance", "(inst, feats)", hint=hint + "; feature 1's importance is 1")
+    passed("sweep_grid")
+
+
+@learner_check(phase_metrics, "`utils.hierarchy.phase_metrics`")
+def check_phase_metrics(learner_phase_metrics) -> None:
+    """`phase_metrics(W) -> (norm, superposition)` of feature 2, including unlearned features."""
+    W = torch.tensor([[[1.0, -1.25]], [[0.0, 0.8]], [[0.7, 0.7]], [[1.0, 0.0]], [[0.0, 0.0]], [[-0.5, 2.0]]])
+    norm, superposition = phase_metrics(W)
+    got = learner_phase_metrics(W.clone())
+    if not isinstance(got, tuple) or len(got) != 2:
+        raise AssertionError(f"return a tuple (norm, superposition), got {type(got).__name__}")
+    assert_close(got[0], norm, "the norm of feature 2", "(inst,)", hint="‖W₂‖ is the length of column 2 of W")
+    assert_close(
+        got[1],
+        superposition,
+        "the superposition of feature 2",
+        "(inst,)",
+        hint="(Ŵ₂·W₁)² with Ŵ₂ = W₂/‖W₂‖, and 0 (not NaN) when W₂ = 0",
+    )
+    passed("phase_metrics")

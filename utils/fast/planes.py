@@ -1,7 +1,7 @@
 """The eager training step for small tied ReLU models, on feature planes in buffers allocated once.
 
 `utils.fast.gradients` derives the loss of x' = ReLU(WᵀWx + b) and its gradients; this module runs
-the same step eagerly, for models with at most `gradients.SMALL` weights per instance (chapter 3's
+the same step eagerly, for models with at most `gradients.SMALL` weights per instance (chapter 4's
 sweep has 2 features in 1 dimension). Eager torch runs one op at a time, each a pass over memory,
 so what a step costs is mostly how its tensors are allocated and laid out, not its arithmetic.
 Measured on the 2-core CPU this book is tested on, three things dominated a straightforward eager

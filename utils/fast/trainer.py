@@ -57,7 +57,7 @@ LOG_BLOCK = 50
 
 COMPILE_WORK = 10**9
 """With `compiled=None`, compile only runs of at least this many sample-steps (instances x batch x
-steps): a cold compile costs tens of seconds, which only long runs such as chapter 3's sweep repay."""
+steps): a cold compile costs tens of seconds, which only long runs such as chapter 4's sweep repay."""
 
 _compile_failure: str | None = None
 """Why torch.compile failed in this process (then every run uses the eager path)."""

@@ -1,4 +1,4 @@
-"""Neuron weights coloured by feature (chapters 4 and 5): which features each neuron reads and writes."""
+"""Neuron weights coloured by feature (chapters 5 and 7): which features each neuron reads and writes."""
 
 from __future__ import annotations
 

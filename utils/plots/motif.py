@@ -1,4 +1,4 @@
-"""Figures for the asymmetric superposition motif (chapter 5): weight distributions, the asymmetry of
+"""Figures for the asymmetric superposition motif (chapter 7): weight distributions, the asymmetry of
 shared neurons, how often the motif appears, its traced mechanism, and the ablation test."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Figures of chapter 4: neurons as stacked bars of feature weights, and the measurements of an MLP
+"""Figures of chapters 5 and 6: neurons as stacked bars of feature weights, and the measurements of an MLP
 computing ReLU in superposition (per-feature errors, response curves, matrices, error decomposition).
 
 Every function returns a `go.Figure` (height set, width left to the page) and never modifies its inputs.

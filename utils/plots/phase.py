@@ -1,4 +1,4 @@
-"""The phase-diagram figure (chapters 2 and 3): panels over two log axes, each cell coloured by a
+"""The phase-diagram figure (chapters 2 and 4): panels over two log axes, each cell coloured by a
 two-variable colour map of a feature's norm and its superposition, with a legend square for the map.
 
 The colour of a cell blends four corner colours bilinearly:

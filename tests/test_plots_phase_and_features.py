@@ -1,4 +1,4 @@
-"""Chapter 2's figures: the phase diagram, features in 2D and N-D, geometry, cosine similarities, curves."""
+"""Chapters 2 and 3's figures: the phase diagram, features in 2D and N-D, geometry, cosine similarities, curves."""
 
 import math
 
