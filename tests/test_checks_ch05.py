@@ -158,6 +158,7 @@ def fair(self, shape):
         (dict(forward=lambda self, x: torch.relu(write(self, torch.einsum("...if,ihf->...ih", x, self.W1)) + self.b_final)), "the hidden layer has no ReLU"),
         (dict(forward=lambda self, x: torch.relu(write(self, hidden(self, x)) + self.b_final).detach()), r"forward\(x\) carries no gradient"),
         (dict(forward=lambda self, x: torch.relu(torch.einsum("...ih,ihf->...if", hidden(self, x), self.W2) + self.b_final)), r"forward\(\(8, 3, 6\)\) raised RuntimeError"),
+        (dict(forward=lambda self, x: torch.relu(torch.einsum("bih,ifh->bif", torch.relu(torch.einsum("bif,ihf->bih", x, self.W1)), self.W2) + self.b_final)), r"forward\(\(3, 6\)\) raised RuntimeError"),
         # generate_batch: distribution
         (dict(generate_batch=batch_from(fair, torch.rand)), r"Likely cause: the values are uniform on \[0, 1\]: draw them on \[-1, 1\]"),
         (dict(generate_batch=batch_from(fair, lambda s: torch.rand(s) - 0.5)), r"Likely cause: the values are uniform on \[-0.5, 0.5\]"),

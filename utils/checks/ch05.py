@@ -95,6 +95,13 @@ def _check_forward(model, reference, x: torch.Tensor) -> None:
         },
     )
     assert_differentiable(out, model.b_final, (pre + b > 0).float().sum(0), "forward(x)")
+    assert_close(
+        call_learner("forward", model, x[0]),
+        torch.relu(pre[0] + b),
+        "forward(x) for x of shape (inst, feats)",
+        "(inst, feats)",
+        rule="forward must work for any leading dimensions: write '...' for them in einsum",
+    )
 
 
 def _check_generate_batch(model) -> None:
