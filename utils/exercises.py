@@ -7,7 +7,9 @@ Conventions in a solution notebook:
 
 - Code between `### BEGIN SOLUTION: <what to implement>` and `### END SOLUTION` becomes
   `raise NotImplementedError("<what to implement>")` at the marker's indentation. The message is
-  required: it is what the learner reads when they run the stub.
+  required: it is what the learner reads when they run the stub. A comment line that looks like a
+  marker but is not exactly one (`## BEGIN SOLUTION`, `### begin solution`, `###BEGIN SOLUTION`) is
+  an error naming the file, cell and line: it would copy the solution into the exercise.
 - A cell tagged `solution` (an answer, a worked discussion) is left out of the exercises.
 - Outputs, execution counts and editor metadata are stripped from both notebooks; only cell tags
   and a fixed kernelspec remain, so a notebook's text changes only when its content does.
@@ -25,6 +27,9 @@ import nbformat
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?::[ \t]*(?P<message>.*?))?[ \t]*$")
 END = re.compile(r"^[ \t]*### END SOLUTION[ \t]*$")
+# Any comment line that starts like a marker (any number of #s, any case or spacing): if it is not exactly
+# BEGIN or END, it is a typo that would copy the solution into the exercise.
+MARKER_LIKE = re.compile(r"^[ \t]*#+[ \t]*(?:BEGIN|END)[ \t_-]*SOLUTION", re.IGNORECASE)
 SOLUTION_TAG = "solution"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,24 +58,16 @@ def stub_source(source: str, where: str) -> str:
             if not inside:
                 raise ExerciseFormatError(f"{where}, line {number}: END SOLUTION without a BEGIN SOLUTION")
             inside = False
+        elif MARKER_LIKE.match(line):
+            raise ExerciseFormatError(
+                f"{where}, line {number}: {line.strip()!r} looks like a solution marker but is not one; write exactly "
+                "`### BEGIN SOLUTION: <what to implement>` or `### END SOLUTION`"
+            )
         elif not inside:
             out.append(line)
     if inside:
         raise ExerciseFormatError(f"{where}: a BEGIN SOLUTION block is never closed with ### END SOLUTION")
     return "\n".join(out)
-
-
-def solution_lines(source: str) -> list[str]:
-    """The lines inside solution blocks of `source` (what must never reach an exercise)."""
-    lines, inside = [], False
-    for line in source.split("\n"):
-        if BEGIN.match(line):
-            inside = True
-        elif END.match(line):
-            inside = False
-        elif inside:
-            lines.append(line)
-    return lines
 
 
 def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -144,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if any notebook is out of date; write nothing")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
+    if not any((args.root / "solutions").glob("*.ipynb")):
+        print(f"error: no solution notebooks in {args.root / 'solutions'}: nothing to generate or check", file=sys.stderr)
+        return 2
     try:
         if args.check:
             stale = out_of_date(args.root)
