@@ -7,8 +7,7 @@ For step t = 1, 2, ... with gradient g of parameter θ:
     v <- β₂ v + (1 - β₂) g²                    (exp_avg_sq)
     θ <- θ - lr/(1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε)
 
-`lr`, `step` and `weight_decay` are tensors, so a compiled step that takes them as inputs serves
-every learning-rate schedule and every step without recompiling.
+(kernel.c's `adam` is the same update in C.)
 """
 
 from __future__ import annotations

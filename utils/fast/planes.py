@@ -1,32 +1,25 @@
-"""The eager training step for small tied ReLU models, on feature planes in buffers allocated once.
+"""The eager training step of small tied ReLU models, x' = ReLU(WᵀWx + b), with its gradient by hand.
 
-`utils.fast.gradients` derives the loss of x' = ReLU(WᵀWx + b) and its gradients; this module runs
-the same step eagerly, for models with at most `gradients.SMALL` weights per instance (chapter 4's
-sweep has 2 features in 1 dimension). Eager torch runs one op at a time, each a pass over memory,
-so what a step costs is mostly how its tensors are allocated and laid out, not its arithmetic.
-Measured on the 2-core CPU this book is tested on, three things dominated a straightforward eager
-step, and each has its fix here:
+For one instance with weights W (hidden x feats), bias b, importances I and a batch of B inputs x,
 
-1. Fresh tensors. A result of a few megabytes is new memory from the operating system (glibc hands
-   big blocks back when they are freed), and writing it page-faults page by page: a subtraction of
-   two 256 x 1000 x 2 tensors took 0.61 ms into a fresh tensor, 0.17 ms into an existing one. Here
-   every intermediate lives in a `Workspace` allocated once per run, and each op writes into it
-   (`out=` or in place).
-2. Layouts without SIMD. On 256 x 4000 floats, `torch.where(x < 0.5, x, 0.0)` took 3.5 ms against
-   0.25 ms for a multiply; on 256 x 2000, multiplying by a per-instance vector read with a stride
-   took 0.42 ms, by a contiguous one 0.07 ms. Here samples are feature planes
-   `(feats, batch, inst)`, per-instance parameters rows `(..., inst)` (instances contiguous), masks
-   0/1 floats (`utils.data`'s laws), and the ReLU's gradient is `threshold_backward` (the error where
-   the pre-activation is positive).
-3. Random numbers: drawn ahead on a second core (`utils.fast.prefetch`).
+    z = W x,    a = Wᵀz + b,    x' = ReLU(a),    L = 1/(B·F) Σ_batch Σ_f I_f (x'_f - x_f)².
 
-A chunk's instances are trained in blocks of at most `BLOCK`, so that a block's planes stay in
-cache; Adam then updates the whole chunk. With r = 2 I (x' - x)·1[a > 0] / (batch·feats), a block
-needs only the batch sums Σ r and Σ x rᵀ (as z = W x, Σ z rᵀ = W Σ x rᵀ), the gradients being
+Backward, with r_f := ∂L/∂a_f = 2 I_f (x'_f - x_f) 1[a_f > 0] / (B·F) (the ReLU passes the gradient
+where it is on): ∂L/∂b_f = Σ_batch r_f, and W, which appears twice (read-in z = W x, read-out Wᵀz),
+gets two terms, Σ_batch z rᵀ + W Σ_batch r xᵀ. As z = W x, both need only the batch sums
+xr[g, f] = Σ_batch x_g r_f:
 
-    ∂L/∂b_f = Σ r_f,    ∂L/∂W_hf = Σ_g W_hg Σ x_g r_f + Σ_g W_hg Σ x_f r_g.
+    ∂L/∂b_f = Σ_batch r_f,    ∂L/∂W_hf = Σ_g W_hg xr[g, f] + Σ_g W_hg xr[f, g].
 
-The loss itself is computed only on the steps that log it.
+This is the one torch statement of that step (tests compare it with autograd and torch.optim.Adam;
+`kernel.c` is the same step in C). Eager torch runs one op at a time, each a pass over memory, so
+what a step costs is mostly how its tensors are laid out and allocated (`PERFORMANCE.md`): samples
+are feature planes `(feats, batch, inst)` with instances contiguous, every intermediate lives in a
+`Workspace` allocated once, masks are 0/1 floats (`utils.data`'s laws), and the ReLU's gradient is
+`threshold_backward`. A chunk's instances go through in blocks of at most `BLOCK`, so that a block's
+planes stay in cache; Adam then updates the whole chunk. The loss is computed only on logged steps.
+Models with more than `SMALL` weights per instance would need too many plane operations: they train
+on the autograd path (or the kernel).
 """
 
 from __future__ import annotations
@@ -38,6 +31,8 @@ import torch
 
 from utils.fast.adam import adam_update_
 
+SMALL = 64
+"""Most weights per instance (hidden x feats) this step takes."""
 BLOCK = 1024
 """Most instances per block: 256 samples x 1024 instances is 1 MB per plane."""
 
