@@ -12,8 +12,8 @@ from fast_reference import reference_steps
 
 from utils.data import AnticorrelatedPairs, CorrelatedPairs, FixedDataset, HierarchicalPairs, SparseUniform
 from utils.fast import native, trainer, unsupported_reason
-from utils.fast.adam import adam_update_
 from utils.fast.laws import law_spec
+from utils.fast.planes import adam_update_
 from utils.models import LinearToyModel, NeuronModel, ToyModel, ToyModelConfig
 from utils.train import TrainingDivergedError, cosine_decay_lr, evaluate, optimize
 

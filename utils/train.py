@@ -94,7 +94,7 @@ class DivergenceCheck:
 
     def __call__(self, losses: torch.Tensor, step: int, rows: slice = slice(None)) -> None:
         losses = losses.detach().float().cpu()
-        start = self.start[rows]  # a view: the first finite values stay as the start
+        start = self.start[rows]  # a view: an instance's first loss stays its start
         start.copy_(torch.where(start.isnan(), losses, start))
         reference = torch.maximum(start, self.floor[rows])
         not_finite = ~torch.isfinite(losses)
@@ -210,7 +210,8 @@ def optimize(
       CPU, on a batch drawn from another random stream, so results differ seed by seed;
     - autograd, for everything else (and on a GPU, where it is the fast path).
 
-    Batches too big for `BATCH_ELEMENTS` are drawn and differentiated in blocks of samples.
+    Batches bigger than `BATCH_ELEMENTS` go in blocks of samples (autograd's blocks draw the batch's
+    own numbers; `step_gradients` draws each block of its own stream).
 
     Args:
         model: any model of `utils.models` (or one with `cfg`, `generate_batch`, `forward`, `loss_per_instance`).

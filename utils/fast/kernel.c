@@ -8,9 +8,9 @@
  * own range of instances. It does what `utils/fast/planes.py` does with tensors, one instance at a
  * time: all of an instance's steps run back to back with its weights, Adam moments and random state
  * in cache (in registers, for small models), so nothing but the parameters goes back to memory. The
- * arithmetic is the one written out in `utils/fast/planes.py` (loss and hand-written gradient) and
- * `utils/fast/adam.py` (torch.optim.Adam, weight decay added to the gradient), and the data laws
- * are those of `utils/data.py`'s `*_from_uniform` maps; tests compare all three with autograd.
+ * arithmetic is the one written out in `utils/fast/planes.py` (loss, hand-written gradient, and
+ * torch.optim.Adam with weight decay added to the gradient), and the data laws are those of
+ * `utils/data.py`'s `*_from_uniform` maps; tests compare both with autograd.
  *
  * Vectorisation: samples are processed LANES = 8 at a time, sample l of a block in lane l of a
  * GCC/Clang vector type (`vf`: 8 floats, one AVX register), so the code below reads like scalar
@@ -73,6 +73,7 @@ static inline float lane_sum(vf v) {
 #else
 #error "unknown LAW"
 #endif
+const int64_t n_uniforms = NU, n_params = NP; /* for native.py's argument checks */
 
 #define WEIGHTS sizeof(float[NH][NF])
 #define SUMS sizeof(vf[NH][NF])
@@ -164,7 +165,7 @@ static inline void samples(rng_t *r, const float *p, float low, float high, cons
     }
 }
 
-/* torch.optim.Adam's update of one parameter (see utils/fast/adam.py). */
+/* torch.optim.Adam's update of one parameter (see utils/fast/planes.py). */
 static inline void adam(float *param, float grad, float *m, float *v, float lr_over_bc1, float bc2_sqrt,
                         float weight_decay) {
     grad += weight_decay * *param;

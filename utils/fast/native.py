@@ -95,7 +95,7 @@ def load(n_features: int, n_hidden: int, law: str) -> Kernel | str:
         recorded = library.with_suffix(".sha256")
         if not (library.is_file() and recorded.is_file() and recorded.read_text() == _digest(library)):
             _build(command, library)  # missing, or damaged (truncated, overwritten): build afresh
-        return Kernel(ctypes.CDLL(str(library)), n_features, n_hidden, law)
+        return Kernel(ctypes.CDLL(str(library)), n_features, n_hidden)
     except OSError as error:  # no compiler, a failed build, an unwritable cache, a library that does not load
         return f"{type(error).__name__}: {error}"[:240]
 
@@ -112,43 +112,35 @@ class Kernel:
     mismatch: a wrong argument is an exception, never a write to memory that is not the tensor's.
     """
 
-    def __init__(self, library: ctypes.CDLL, n_features: int, n_hidden: int, law: str):
+    def __init__(self, library: ctypes.CDLL, n_features: int, n_hidden: int):
         for name, (argtypes, restype) in _SIGNATURES.items():
             getattr(library, name).argtypes, getattr(library, name).restype = argtypes, restype
         self.library, self.n_features, self.n_hidden = library, n_features, n_hidden
-        self.n_params, self.n_uniforms = {
-            "SPARSE_UNIFORM": (n_features, n_features),
-            "HIERARCHICAL_PAIRS": (2, 2),
-            "CORRELATED_PAIRS": (n_features // 2, n_features),
-            "ANTICORRELATED_PAIRS": (n_features // 2, n_features // 2),
-        }[law]
+        self.n_params, self.n_uniforms = (_i64.in_dll(library, name).value for name in ("n_params", "n_uniforms"))
 
     @staticmethod
     def _check(name: str, t, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> None:
-        ok = isinstance(t, torch.Tensor) and t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
-        if not ok or tuple(t.shape) != shape:
+        """Raise ValueError unless `t` is a contiguous CPU tensor of this dtype and shape."""
+        if not (isinstance(t, torch.Tensor) and t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
+                and tuple(t.shape) == tuple(shape)):  # fmt: skip
             got = f"{t.dtype} {tuple(t.shape)} on {t.device}" if isinstance(t, torch.Tensor) else type(t).__name__
             raise ValueError(f"kernel argument {name}: expected a contiguous CPU {dtype} tensor {shape}, got {got}")
 
-    def _check_model(self, W, b, importance, params, rng) -> int:
-        n, f = W.shape[0] if isinstance(W, torch.Tensor) else -1, self.n_features
-        for name, t, shape in [("W", W, (n, self.n_hidden, f)), ("b", b, (n, f)), ("importance", importance, (n, f)),
-                               ("params", params, (n, self.n_params))]:  # fmt: skip
-            self._check(name, t, shape)
+    def _check_model(self, n: int, rng: torch.Tensor, **tensors) -> None:
+        """`_check` the model's tensors (W, b, their moments, importance, params) and rng for `n` instances."""
+        f, h = self.n_features, self.n_hidden
+        shapes = {"W": (n, h, f), "b": (n, f), "importance": (n, f), "params": (n, self.n_params)}
+        for name, t in tensors.items():
+            self._check(name, t, shapes[name.removeprefix("m_").removeprefix("v_")])
         self._check("rng", rng, (n, 4, LANES), torch.int32)
-        return n
 
     @staticmethod
     def _split(n: int, call) -> None:
         """`call(start, stop)` over ranges of `n` instances, in torch.get_num_threads() threads."""
         threads = max(1, torch.get_num_threads())
         bounds = torch.linspace(0, n, min(n, threads * SLICES_PER_THREAD) + 1).round().long().tolist()
-        ranges = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        if threads == 1 or len(ranges) == 1:
-            codes = [call(*bounds) for bounds in ranges]
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                codes = list(pool.map(lambda bounds: call(*bounds), ranges))
+        with ThreadPoolExecutor(threads) as pool:
+            codes = list(pool.map(lambda r: call(*r), [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]))
         if any(codes):
             raise MemoryError("kernel.c could not allocate its working memory")
 
@@ -160,9 +152,9 @@ class Kernel:
 
     def draw(self, rng: torch.Tensor, n_blocks: int) -> torch.Tensor:
         """The uniforms of the next `n_blocks` sample blocks `(inst, n_blocks, n_uniforms, LANES)`; advances `rng`."""
-        self._check("rng", rng, (rng.shape[0], 4, LANES), torch.int32)
-        out = torch.empty(rng.shape[0], n_blocks, self.n_uniforms, LANES)
-        self.library.draw(rng.shape[0], n_blocks, _address(rng), _address(out))
+        self._check("rng", rng, (len(rng), 4, LANES), torch.int32)
+        out = torch.empty(len(rng), n_blocks, self.n_uniforms, LANES)
+        self.library.draw(len(rng), n_blocks, _address(rng), _address(out))
         return out
 
     def train(self, state, importance, params, value_range, rng, lrs, weight_decay, steps: range, batch, log_every,
@@ -176,37 +168,33 @@ class Kernel:
                 logged step (every `log_every`-th and the last), in row step // log_every.
         """
         W, b, m_W, v_W, m_b, v_b = state
-        n = self._check_model(W, b, importance, params, rng)
-        for name, t, like in [("m_W", m_W, W), ("v_W", v_W, W), ("m_b", m_b, b), ("v_b", v_b, b)]:
-            self._check(name, t, tuple(like.shape))
-        n_steps = lrs.shape[0] if isinstance(lrs, torch.Tensor) else -1
+        n, n_steps = len(W), len(lrs)
+        self._check_model(n, rng, W=W, b=b, m_W=m_W, v_W=v_W, m_b=m_b, v_b=v_b, importance=importance, params=params)
         self._check("lrs", lrs, (n_steps,))
         if not (0 <= steps.start < steps.stop <= n_steps and batch >= 1 and log_every >= 1):
             raise ValueError(f"kernel.train: steps {steps} of {n_steps}, batch {batch}, log_every {log_every}")
-        rows = history.shape[0] if isinstance(history, torch.Tensor) and history.dim() == 2 else -1
-        self._check("history", history, (max(rows, (steps.stop - 1) // log_every + 1), n))
+        rows = (steps.stop - 1) // log_every + 1  # at least; more are fine
+        self._check("history", history, (max(rows, len(history)) if isinstance(history, torch.Tensor) else rows, n))
         tensors = (W, b, m_W, v_W, m_b, v_b, importance, params)
 
         def call(start: int, stop: int) -> int:
             return self.library.train(
                 stop - start, steps.start, steps.stop, n_steps, batch, *(_address(t, start) for t in tensors),
                 *value_range, _address(rng, start), _address(lrs), weight_decay, log_every,
-                _address(history.t(), start), history.shape[1],
+                _address(history.t(), start), n,
             )  # fmt: skip
 
         self._split(n, call)
 
     def evaluate(self, W, b, importance, params, value_range, rng, n_samples: int) -> torch.Tensor:
         """The loss `(inst,)` on `n_samples` fresh samples per instance (arguments as in `train`)."""
-        n = self._check_model(W, b, importance, params, rng)
-        out = torch.empty(n)
+        n, out = len(W), torch.empty(len(W))
+        self._check_model(n, rng, W=W, b=b, importance=importance, params=params)
 
         def call(start: int, stop: int) -> int:
             tensors = (W, b, importance, params)
-            return self.library.evaluate(
-                stop - start, n_samples, *(_address(t, start) for t in tensors), *value_range, _address(rng, start),
-                _address(out, start),
-            )
+            return self.library.evaluate(stop - start, n_samples, *(_address(t, start) for t in tensors), *value_range,
+                                         _address(rng, start), _address(out, start))  # fmt: skip
 
         self._split(n, call)
         return out

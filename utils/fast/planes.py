@@ -1,4 +1,4 @@
-"""The eager training step of small tied ReLU models, x' = ReLU(WᵀWx + b), with its gradient by hand.
+"""The eager training step of small tied ReLU models, x' = ReLU(WᵀWx + b): gradient by hand, then Adam.
 
 For one instance with weights W (hidden x feats), bias b, importances I and a batch of B inputs x,
 
@@ -10,6 +10,12 @@ gets two terms, Σ_batch z rᵀ + W Σ_batch r xᵀ. As z = W x, both need only 
 xr[g, f] = Σ_batch x_g r_f:
 
     ∂L/∂b_f = Σ_batch r_f,    ∂L/∂W_hf = Σ_g W_hg xr[g, f] + Σ_g W_hg xr[f, g].
+
+Adam (`adam_update_`) with the arithmetic of torch.optim.Adam, weight decay added to the gradient: for
+step t = 1, 2, ... with gradient g of parameter θ,
+
+    g <- g + weight_decay·θ,   m <- m + (1 - β₁)(g - m),   v <- β₂ v + (1 - β₂) g²,
+    θ <- θ - lr/(1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε).
 
 This is the one torch statement of that step (tests compare it with autograd and torch.optim.Adam;
 `kernel.c` is the same step in C). Eager torch runs one op at a time, each a pass over memory, so
@@ -29,12 +35,12 @@ import sys
 
 import torch
 
-from utils.fast.adam import adam_update_
-
 SMALL = 64
 """Most weights per instance (hidden x feats) this step takes."""
 BLOCK = 1024
 """Most instances per block: 256 samples x 1024 instances is 1 MB per plane."""
+BETAS, EPS = (0.9, 0.999), 1e-8
+"""Adam's, torch.optim.Adam's defaults."""
 
 _relu_backward = torch.ops.aten.threshold_backward.grad_input
 
@@ -135,7 +141,7 @@ def _deinterleave(u: torch.Tensor, planes: torch.Tensor, scratch: torch.Tensor) 
     """Copy `u: (batch, inst, n)` into `planes: (n, batch, inst)`.
 
     A strided copy reads one float at a time; for n = 2 (a little-endian pair of floats read as one
-    64-bit integer: low half the first, high half the second) two integer copies do it 2.5x faster.
+    64-bit integer: low half the first, high half the second) two integer copies are faster.
     `scratch`: int64 `(batch, inst)`.
     """
     pairs_aligned = u.stride(-1) == 1 and u.stride(-2) == 2 and u.storage_offset() % 2 == 0
@@ -145,3 +151,20 @@ def _deinterleave(u: torch.Tensor, planes: torch.Tensor, scratch: torch.Tensor) 
     pairs, halves = u.view(torch.int64)[..., 0], planes.view(torch.int32)
     halves[0].copy_(pairs)  # int64 -> int32 keeps the low 32 bits
     halves[1].copy_(torch.bitwise_right_shift(pairs, 32, out=scratch))
+
+
+def adam_update_(param, grad, exp_avg, exp_avg_sq, lr, step, weight_decay) -> None:
+    """One Adam update of `param` in place, and of its moments `exp_avg`, `exp_avg_sq` (same shape).
+
+    `lr`, `weight_decay`: 0-d float tensors; `step`: 0-d tensor, the number of this step from 1.
+    """
+    beta1, beta2 = BETAS
+    grad = grad + weight_decay * param
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    # 1 - βᵗ as -expm1(t log β): exact to float32 rounding even where βᵗ is close to 1.
+    step = step.to(param.dtype)
+    bias_correction1 = -torch.expm1(step * math.log(beta1))
+    bias_correction2_sqrt = (-torch.expm1(step * math.log(beta2))).sqrt()
+    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + EPS
+    param.sub_(lr / bias_correction1 * exp_avg / denom)
