@@ -8,8 +8,8 @@ Chapter 1 uses `generate_data`, a plain `(n_points, n_features)` sample. Every b
 The batched laws draw one uniform number `u` per feature (or pair) and use it twice: the feature is
 active when `u < p`, and its value is `u / p`, which given `u < p` is again uniform on [0, 1). That is
 the same law as separate "active?" and "value" draws, with half the random numbers. The maps from
-uniforms to features are plain functions (`sparse_from_uniform`, ...) shared with the fast trainer
-(`utils.fast`), which feeds them uniforms from its own in-graph generator.
+uniforms to features are plain functions (`sparse_from_uniform`, ...) that the fast trainer's eager
+path (`utils.fast`) uses too; its C kernel writes the same maps in C, and tests compare them.
 """
 
 from __future__ import annotations
