@@ -8,8 +8,8 @@ Chapter 1 uses `generate_data`, a plain `(n_points, n_features)` sample. Every b
 The batched laws draw one uniform number `u` per feature (or pair) and use it twice: the feature is
 active when `u < p`, and its value is `u / p`, which given `u < p` is again uniform on [0, 1). That is
 the same law as separate "active?" and "value" draws, with half the random numbers. The maps from
-uniforms to features are plain functions (`sparse_from_uniform`, ...) shared with the fast trainer
-(`utils.fast`), which feeds them uniforms from its own in-graph generator.
+uniforms to features are plain functions (`sparse_from_uniform`, ...) that the fast trainer's eager
+path (`utils.fast`) uses too; its C kernel writes the same maps in C, and tests compare them.
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ class HierarchicalPairs:
         p2 = torch.as_tensor(p_feature2_given_1, dtype=torch.float32, device=p1.device)
         if p1.dim() != 1 or p1.shape != p2.shape:
             raise ValueError(
-                f"p_feature1 and p_feature2_given_1 must both have shape (inst,), got {tuple(p1.shape)} and {tuple(p2.shape)}"
+                "p_feature1 and p_feature2_given_1 must both have shape (inst,), "
+                f"got {tuple(p1.shape)} and {tuple(p2.shape)}"
             )
         check_probability(p1, "p_feature1")
         check_probability(p2, "p_feature2_given_1")
@@ -286,12 +287,14 @@ def sample_sparse_uniform_inst_first(
         `(inst, batch, feats)` float32 on the probabilities' device.
     """
     check_positive_int(batch_size, "batch_size")
-    p = _as_matrix(feature_probability, "feature_probability", "(inst, feats)", getattr(feature_probability, "device", None))
+    device = getattr(feature_probability, "device", None)
+    p = _as_matrix(feature_probability, "feature_probability", "(inst, feats)", device)
     n_inst, n_features = p.shape
     device = p.device
     p_max = float(p.max())
     if p_max > 0.1:
-        return sparse_from_uniform(_uniform((n_inst, batch_size, n_features), device, generator), p[:, None, :], low, high)
+        u = _uniform((n_inst, batch_size, n_features), device, generator)
+        return sparse_from_uniform(u, p[:, None, :], low, high)
     x = torch.zeros(n_inst, batch_size * n_features, device=device)
     if p_max == 0.0:
         return x.view(n_inst, batch_size, n_features)

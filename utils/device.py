@@ -44,7 +44,9 @@ def make_generator(seed: int | torch.Generator | None, device: torch.device | st
     device = torch.device(device)
     if isinstance(seed, torch.Generator):
         if seed.device.type != device.type:
-            raise ValueError(f"the generator lives on {seed.device.type}, but the tensors it draws live on {device.type}")
+            raise ValueError(
+                f"the generator lives on {seed.device.type}, but the tensors it draws live on {device.type}"
+            )
         return seed
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}")

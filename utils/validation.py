@@ -43,7 +43,9 @@ def check_probability(value: torch.Tensor, name: str) -> None:
     bad = ~((value >= 0) & (value <= 1))
     if bad.any():
         first = value[bad].flatten()[0].item()
-        raise ValueError(f"{name} must lie in [0, 1] (it is a probability), got {first:g} at {bad.sum().item()} place(s)")
+        raise ValueError(
+            f"{name} must lie in [0, 1] (it is a probability), got {first:g} at {bad.sum().item()} place(s)"
+        )
 
 
 def check_nonnegative(value: torch.Tensor, name: str) -> None:
@@ -65,4 +67,5 @@ def check_last_dims(x: torch.Tensor, expected: tuple[int, ...], dims: str, name:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < len(expected) or tuple(x.shape[-len(expected):]) != expected:
-        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (..., {dims[1:-1]}) = (..., {', '.join(map(str, expected))})")
+        shape = ", ".join(map(str, expected))
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (..., {dims[1:-1]}) = (..., {shape})")
