@@ -236,4 +236,5 @@ def test_filling_the_stubs_with_the_solutions_gives_back_the_solution_notebook(p
     cells = [cell for cell in exercise.cells if cell.get("id") != "exercise-note"]
     assert [cell.cell_type for cell in cells] == [cell.cell_type for cell in kept]
     for stubbed, original in zip(cells, kept):
-        assert fill_stubs(stubbed.source, original.source) == original.source
+        if original.cell_type == "code":  # markdown differs by its citations (tests/test_myst.py)
+            assert fill_stubs(stubbed.source, original.source) == original.source
