@@ -3,6 +3,7 @@ the instructor's grading command (`pytest --nbval solutions`) still works with t
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,10 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from jupyter_cache import get_cache
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from utils.execute_book import execute_into_cache, toc_notebooks
+from utils.execute_book import CACHE, execute_into_cache, toc_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -71,8 +73,20 @@ def test_chapters_run_at_the_same_time_once_each_and_the_build_reuses_them(tmp_p
         assert "ran alongside the other" in (tmp_path / "_build" / "html" / name / "chapter.html").read_text()
 
 
+def test_each_kernel_gets_its_share_of_the_cores(tmp_path):
+    code = "import os, torch\nprint('threads', os.environ['OMP_NUM_THREADS'], torch.get_num_threads())"
+    write_book(tmp_path, {"a": chapter("A", code)})
+    execute_into_cache(tmp_path, jobs=os.cpu_count(), timeout=120)
+    cache = get_cache(str(tmp_path / CACHE))
+    (record,) = cache.list_cache_records()
+    (cell,) = [cell for cell in cache.get_cache_bundle(record.pk).nb.cells if cell.cell_type == "code"]
+    # as many kernels at a time as cores: one thread each
+    assert "".join(output["text"] for output in cell.outputs).split() == ["threads", "1", "1"]
+
+
 def test_a_failing_chapter_is_reported_with_its_traceback(tmp_path):
-    write_book(tmp_path, {"good": chapter("Good", "x = 1"), "bad": chapter("Bad", "assert 1 + 1 == 3, 'planted claim'")})
+    bad = chapter("Bad", "assert 1 + 1 == 3, 'planted claim'")
+    write_book(tmp_path, {"good": chapter("Good", "x = 1"), "bad": bad})
     results = execute_into_cache(tmp_path, jobs=2, timeout=120)
     assert isinstance(results[tmp_path / "good" / "chapter.ipynb"], float)
     assert "planted claim" in results[tmp_path / "bad" / "chapter.ipynb"]
@@ -84,7 +98,8 @@ def test_the_grading_command_runs_a_notebook_and_fails_on_a_false_claim(tmp_path
     solutions.mkdir()
     nbformat.write(chapter("Graded", f"assert {claim}"), solutions / "01_graded.ipynb")
     graded = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"), "--rootdir", str(tmp_path), "--nbval", "solutions"],
+        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"), "--rootdir", str(tmp_path)]
+        + ["--nbval", "solutions"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert (graded.returncode == 0) == passes, graded.stdout[-3000:]
