@@ -26,6 +26,7 @@ from utils.device import get_device, make_generator
 from utils.validation import (
     broadcast_param,
     check_last_dims,
+    check_memory,
     check_nonnegative,
     check_positive_int,
     check_probability,
@@ -41,8 +42,19 @@ class ToyModelConfig:
     d_hidden: int
 
     def __post_init__(self):
-        for name in ("n_inst", "n_features", "d_hidden"):
-            check_positive_int(getattr(self, name), name)
+        for name in ("n_inst", "n_features", "d_hidden"):  # any whole number (NumPy's too), stored as an int
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
+
+
+def _check_config(cfg) -> None:
+    if not isinstance(cfg, ToyModelConfig):
+        raise TypeError(f"cfg must be a ToyModelConfig(n_inst, n_features, d_hidden), got {type(cfg).__name__} {cfg!r}")
+
+
+def _check_same_shape(out: torch.Tensor, batch: torch.Tensor) -> None:
+    """Outputs and inputs of a loss must match exactly (broadcasting one against the other is a mistake)."""
+    if out.shape != batch.shape:
+        raise ValueError(f"out and batch must have the same shape, got {tuple(out.shape)} and {tuple(batch.shape)}")
 
 
 def xavier_normal(n_inst: int, fan_out: int, fan_in: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -57,8 +69,9 @@ class ToyModelBase(nn.Module):
     Args:
         cfg: the sizes.
         feature_probability: probability that a feature is active, broadcast to `(inst, feats)`
-            (e.g. shape `(inst, 1)` for one sparsity per instance); not together with `data`.
-        importance: loss weight per feature, broadcast to `(inst, feats)`; non-negative.
+            (e.g. shape `(inst, 1)` for one sparsity per instance); not together with `data`. A 1-D
+            value is one per feature, and refused as ambiguous when there are as many instances.
+        importance: loss weight per feature, broadcast to `(inst, feats)` in the same way; non-negative.
         data: a feature law from `utils.data` with `n_inst` and `n_features` matching `cfg`, instead
             of independent sparse features.
         device: where the parameters live (default: `get_device()`).
@@ -67,6 +80,8 @@ class ToyModelBase(nn.Module):
     """
 
     value_range: tuple[float, float] = (0.0, 1.0)
+    weight_matrices: int = 1
+    """How many `(inst, d_hidden, feats)` weight matrices the model holds (for the memory estimate)."""
 
     def __init__(
         self,
@@ -78,10 +93,12 @@ class ToyModelBase(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        if not isinstance(cfg, ToyModelConfig):
-            raise TypeError(f"cfg must be a ToyModelConfig, got {type(cfg).__name__}")
+        _check_config(cfg)
         self.cfg = cfg
         self.device = get_device(device)
+        # the parameters, importance and probabilities, and the initial weights drawn before scaling
+        floats = cfg.n_inst * ((self.weight_matrices + 1) * cfg.d_hidden * cfg.n_features + 3 * cfg.n_features)
+        check_memory(4 * floats, f"{type(self).__name__} with {cfg}", self.device)
         shape = (cfg.n_inst, cfg.n_features)
         self.importance = broadcast_param(importance, shape, "(inst, feats)", "importance", self.device)
         check_nonnegative(self.importance, "importance")
@@ -97,6 +114,8 @@ class ToyModelBase(nn.Module):
             data = SparseUniform(probability, *self.value_range)
         elif feature_probability is not None:
             raise ValueError("pass either feature_probability or data (a feature law), not both")
+        elif not all(hasattr(data, name) for name in ("sample", "n_inst", "n_features")):
+            raise TypeError(f"data must be a feature law of utils.data (e.g. SparseUniform), got {type(data).__name__}")
         elif (data.n_inst, data.n_features) != shape:
             raise ValueError(
                 f"the data law makes (inst, feats) = {(data.n_inst, data.n_features)}, but the model has {shape}"
@@ -127,6 +146,7 @@ class ToyModelBase(nn.Module):
 
     def loss_per_instance(self, out: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Importance-weighted squared error, mean over batch and features: `(batch, inst, feats)` x2 -> `(inst,)`."""
+        _check_same_shape(out, batch)
         error = self.importance * (out - self.target(batch)) ** 2
         return error.mean(dim=(0, 2))
 
@@ -135,7 +155,16 @@ class ToyModelBase(nn.Module):
         return self.loss_per_instance(out, batch).sum()
 
     def check_input(self, x: torch.Tensor) -> None:
+        """Raise unless `x` is `(..., inst, feats)` with the parameters' dtype and device."""
         check_last_dims(x, (self.cfg.n_inst, self.cfg.n_features), "(inst, feats)", "features")
+        parameter = next(self.parameters())
+        if x.dtype != parameter.dtype:
+            raise TypeError(
+                f"features must have the model's dtype {parameter.dtype}, got {x.dtype} "
+                f"(convert with x.to({parameter.dtype}))"
+            )
+        if x.device != parameter.device:
+            raise ValueError(f"features live on {x.device} but the model on {parameter.device} (move them with x.to)")
 
     def optimize(self, **kwargs) -> torch.Tensor:
         """Train in place with `utils.train.optimize` (same arguments); returns the `(n_logged, inst)` loss history."""
@@ -255,6 +284,7 @@ class NeuronComputationModel(ToyModelBase):
     """
 
     value_range = (-1.0, 1.0)
+    weight_matrices = 2
 
     def init_parameters(self, generator):
         cfg = self.cfg
@@ -303,6 +333,7 @@ class ReluComputationModel(ToyModelBase):
     """
 
     value_range = (-1.0, 1.0)
+    weight_matrices = 2
 
     def __init__(
         self,
@@ -312,6 +343,7 @@ class ReluComputationModel(ToyModelBase):
         n_neurons: int | torch.Tensor | None = None,
         **kwargs,
     ):
+        _check_config(cfg)
         power = broadcast_param(loss_power, (cfg.n_inst,), "(inst,)", "loss_power")
         if not (power >= 1).all():
             raise ValueError(f"loss_power must be >= 1 for every instance, got {power.min().item():g}")
@@ -380,6 +412,7 @@ class ReluComputationModel(ToyModelBase):
 
     def loss_per_instance(self, out: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Importance-weighted |error|^p (p per instance), mean over batch and features: `-> (inst,)`."""
+        _check_same_shape(out, batch)
         error = (out - self.target(batch)).abs()
         if self._same_power == 2.0:
             error = error * error
