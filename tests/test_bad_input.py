@@ -664,3 +664,39 @@ def test_plot_mapping_draws_double_points_of_a_float_model_and_takes_any_integer
     assert _json(plots.plot_mapping(MODEL_2_1, POINTS.double(), instance=1)) == expected
     for index in (np.int64(1), torch.tensor(1)):
         assert _json(plots.plot_mapping(MODEL_2_1, POINTS, instance=index)) == expected
+
+
+# ---- the trainer's remaining entry points -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", ["optimize", "evaluate", "train_on_dataset"])
+def test_trainer_entry_points_name_a_wrong_model_and_generator(call):
+    from utils import train
+
+    model = ToyModel(ToyModelConfig(2, 3, 2), seed=0, device="cpu")
+    runs = {
+        "optimize": lambda m, **kw: train.optimize(m, steps=2, batch_size=4, progress=False, **kw),
+        "evaluate": lambda m, **kw: train.evaluate(m, n_samples=8, **kw),
+        "train_on_dataset": lambda m, **kw: train.train_on_dataset(m, torch.rand(5, 3), steps=2, progress=False),
+    }
+    with pytest.raises(TypeError, match="model must be a model of utils.models"):
+        runs[call]("x")
+    if call != "train_on_dataset":
+        with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int 42"):
+            runs[call](model, generator=42)
+
+
+def test_seed_groups_take_lists_and_name_non_numbers():
+    from utils.train import best_instances, drop_worst_mean
+
+    assert drop_worst_mean([1.0, 2.0, 3.0, 4.0], [0.1, 0.9, 0.2, 0.1], 2).tolist() == [1.0, 4.0]
+    assert best_instances([0.3, 0.1], 2).tolist() == [1]
+    with pytest.raises(TypeError, match="losses must be a number or a tensor"):
+        best_instances(["a", "b"], 2)
+
+
+def test_neuron_threshold_must_be_a_number():
+    from utils import neurons
+
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        neurons.significant(torch.rand(1, 2, 3), threshold="a")

@@ -13,7 +13,7 @@ import torch
 
 from utils import metrics
 from utils.data import sparse_from_uniform
-from utils.validation import check_positive_int
+from utils.validation import as_real, check_positive_int
 
 _EPS = 1e-12
 
@@ -26,7 +26,7 @@ def _weights(W: torch.Tensor, name: str = "W", dims: str = "(inst, d_hidden, fea
 
 
 def _check_threshold(threshold: float) -> None:
-    if not 0 < threshold < 1:
+    if not 0 < as_real(threshold, "threshold") < 1:
         raise ValueError(f"threshold must lie in (0, 1) (a fraction of the largest weight), got {threshold}")
 
 

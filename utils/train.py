@@ -30,7 +30,7 @@ from utils.fast.trainer import (
     unsupported_reason,
 )
 from utils.progress import progress_bar
-from utils.validation import check_positive_int
+from utils.validation import as_float_tensor, check_generator, check_positive_int
 
 Schedule = Callable[[int, int], float]
 """A learning-rate multiplier as a function of (step, total steps)."""
@@ -112,6 +112,17 @@ class DivergenceCheck:
             f"training diverged by step {step}: the loss of {len(which)} of {len(self.start)} instances {what} "
             f"(instances {shown}); try a smaller learning rate than lr={self.lr:g}, or check the data and "
             "importances for huge values"
+        )
+
+
+def _check_model(model) -> None:
+    """Raise TypeError unless `model` is a batched model: an `nn.Module` with `cfg`, `generate_batch` and
+    `loss_per_instance` (the models of `utils.models`)."""
+    needed = ("cfg", "generate_batch", "loss_per_instance")
+    if not isinstance(model, torch.nn.Module) or not all(hasattr(model, name) for name in needed):
+        raise TypeError(
+            f"model must be a model of utils.models (an nn.Module with {', '.join(needed)}), "
+            f"got {type(model).__name__} {model!r:.80}"
         )
 
 
@@ -231,8 +242,10 @@ def optimize(
         TrainingDivergedError: some instances' loss became NaN or infinite, or exploded (`EXPLOSION`).
         ValueError: `fast=True` for a model no fast path covers; a bad hyperparameter.
     """
+    _check_model(model)
     _check_hyperparameters(steps, lr, weight_decay, lr_scale)
     check_positive_int(batch_size, "batch_size")
+    check_generator(generator)
     log_every = max(1, steps // 200) if log_every is None else log_every
     check_positive_int(log_every, "log_every")
     if fast not in (None, True, False):
@@ -285,8 +298,10 @@ def evaluate(
     `model.generate_batch`, at most `chunk` at a time and fewer when instances are many
     (`BATCH_ELEMENTS`), so memory stays bounded.
     """
+    _check_model(model)
     check_positive_int(n_samples, "n_samples")
     check_positive_int(chunk, "chunk")
+    check_generator(generator)
     reason = unsupported_reason(model)
     if fast and reason is not None:
         raise ValueError(f"fast=True, but the fast path cannot evaluate this model: {reason}")
@@ -341,6 +356,7 @@ def train_on_dataset(
     Raises:
         TrainingDivergedError: some instances' loss became NaN or infinite, or exploded (`EXPLOSION`).
     """
+    _check_model(model)
     _check_hyperparameters(steps, lr, weight_decay, lr_scale)
     n_inst, n_features = model.cfg.n_inst, model.cfg.n_features
     if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3) or x.shape[-1] != n_features:
@@ -377,6 +393,11 @@ def train_on_dataset(
     )
 
 
+def _tensor(value, name: str) -> torch.Tensor:
+    """`value` as it is if a tensor, else as a float tensor (a clear TypeError for non-numbers)."""
+    return value if isinstance(value, torch.Tensor) else as_float_tensor(value, name)
+
+
 def _groups(losses: torch.Tensor, group_size: int) -> torch.Tensor:
     check_positive_int(group_size, "group_size")
     if losses.dim() != 1 or losses.numel() % group_size:
@@ -391,6 +412,7 @@ def best_instances(losses: torch.Tensor, group_size: int) -> torch.Tensor:
 
     `(inst,) -> (inst // group_size,)`, indices into `inst`.
     """
+    losses = _tensor(losses, "losses")
     grouped = _groups(losses, group_size)
     offsets = torch.arange(grouped.shape[0], device=losses.device) * group_size
     return grouped.argmin(dim=1) + offsets
@@ -401,6 +423,7 @@ def drop_worst_mean(values: torch.Tensor, losses: torch.Tensor, group_size: int)
 
     `values: (inst, ...)`, `losses: (inst,)` -> `(inst // group_size, ...)`.
     """
+    values, losses = _tensor(values, "values"), _tensor(losses, "losses")
     grouped = _groups(losses, group_size)
     if group_size < 2:
         raise ValueError("drop_worst_mean needs group_size >= 2: dropping the worst of one model leaves nothing")
