@@ -271,3 +271,32 @@ def test_progress_bars_redraw_at_most_once_a_second():
     seconds = time.monotonic() - start
     redraws = out.getvalue().count("\r")
     assert redraws <= seconds / MIN_INTERVAL + 3, (redraws, seconds)
+
+
+def test_a_callback_sees_every_step_and_may_change_the_model():
+    cfg = ToyModelConfig(n_inst=2, n_features=3, d_hidden=2)
+    model = ToyModel(cfg, feature_probability=0.3, seed=0, device="cpu")
+    seen = []
+
+    def record_then_zero_bias(step, trained, optimizer):
+        seen.append((step, trained.W.clone(), len(optimizer.state)))
+        trained.b_final.zero_()
+
+    optimize(model, steps=5, batch_size=16, lr=1e-2, progress=False, callback=record_then_zero_bias)
+    assert [step for step, _, _ in seen] == [0, 1, 2, 3, 4]
+    assert all(n_states == 2 for _, _, n_states in seen)  # Adam's state for W and b_final, after the update
+    assert not torch.equal(seen[0][1], seen[-1][1])  # the weights it saw moved
+    assert torch.equal(model.b_final, torch.zeros_like(model.b_final))  # its change stuck
+    with pytest.raises(TypeError, match="callback must be a function"):
+        optimize(model, steps=1, batch_size=4, progress=False, callback=3)
+
+
+def test_a_callback_takes_the_autograd_path_with_the_same_numbers():
+    cfg = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
+    models = [ToyModel(cfg, feature_probability=0.2, seed=1, device="cpu") for _ in range(2)]
+    run = dict(steps=20, batch_size=32, lr=1e-2, progress=False)
+    optimize(models[0], **run, fast=False, generator=torch.Generator().manual_seed(3))
+    optimize(models[1], **run, generator=torch.Generator().manual_seed(3), callback=lambda step, model, optimizer: None)
+    assert torch.equal(models[0].W, models[1].W)
+    with pytest.raises(ValueError, match="a callback runs between steps"):
+        optimize(models[1], steps=1, batch_size=4, progress=False, fast=True, callback=lambda *args: None)

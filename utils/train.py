@@ -207,6 +207,7 @@ def optimize(
     log_every: int | None = None,
     generator: torch.Generator | None = None,
     fast: bool | None = None,
+    callback: Callable[[int, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
 ) -> torch.Tensor:
     """Train `model` in place on a fresh batch from `model.generate_batch` every step.
 
@@ -233,6 +234,10 @@ def optimize(
             draws only its key from it.
         fast: None picks a fast path (`utils.fast`, or the model's `step_gradients`) where one covers
             the model; True requires one (a ValueError says why when none does); False forces autograd.
+        callback: called as `callback(step, model, optimizer)` after every update, under
+            `torch.no_grad()`: to record parameters during training, or to change them (and the Adam
+            state in `optimizer.state`). `utils.fast` never returns to Python between steps, so a run
+            with a callback trains on `step_gradients` or autograd.
 
     Returns:
         The per-instance training loss `(n_logged, inst)`, row k at step (k+1)·log_every - 1; the last
@@ -250,10 +255,14 @@ def optimize(
     check_positive_int(log_every, "log_every")
     if fast not in (None, True, False):
         raise TypeError(f"fast must be None (automatic), True or False, got {fast!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function (step, model, optimizer) -> None, got {type(callback).__name__}")
     rates = learning_rates(lr, lr_scale, steps)
     check = DivergenceCheck(model, lr)
     hand = fast is not False and callable(getattr(model, "step_gradients", None))
     reason = "fast=False" if fast is False else unsupported_reason(model)
+    if reason is None and callback is not None:
+        reason = "a callback runs between steps, which utils.fast does not return to Python for"
     path = route(model, batch_size, steps, required=bool(fast)) if reason is None else None
     if path is not None:
         kernel = None if path == "eager" else path
@@ -272,6 +281,9 @@ def optimize(
         optimizer.zero_grad(set_to_none=True)
         per_instance = _gradients(model, blocks, generator, hand)
         optimizer.step()
+        if callback is not None:
+            with torch.no_grad():
+                callback(step, model, optimizer)
         if step == 0:
             check(per_instance, step)
         if (step + 1) % log_every == 0 or step == steps - 1:
