@@ -58,3 +58,14 @@ def test_cell_values_map():
     assert fig.layout.height == 420 and fig.layout.width is None
     with pytest.raises(ValueError, match=r"values must be a \(ny, nx\) tensor"):
         plot_cell_values(torch.rand(5), x, y)
+
+
+def test_curves_and_points():
+    from utils.plots import plot_curves_and_points
+
+    x = torch.linspace(0.1, 1, 10)
+    fig = plot_curves_and_points(x, {"theory": x**2}, {"trained": (x[:3], x[:3] ** 2 + 0.01)}, log_x=True, title="t")
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert len(markers) == 1 and markers[0].name == "trained" and markers[0].y == pytest.approx((x[:3] ** 2 + 0.01).tolist())
+    with pytest.raises(ValueError, match="points 'p' have 2 x values but 3 y values"):
+        plot_curves_and_points(x, {"theory": x}, {"p": (torch.ones(2), torch.ones(3))})

@@ -133,3 +133,28 @@ def plot_cell_values(
     fig.update_layout(title=title, height=height, plot_bgcolor="white",
                       legend=dict(orientation="h", x=0.0, y=-0.18, xanchor="left", yanchor="top"), margin=dict(b=100))
     return fig
+
+
+def plot_curves_and_points(
+    x: torch.Tensor,
+    curves: dict[str, torch.Tensor],
+    points: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    **curve_kwargs,
+) -> go.Figure:
+    """`utils.plots.plot_curves` (theory as lines) with measured values drawn over it as markers.
+
+    Args:
+        points: name -> `(x, y)` the measured values (e.g. trained models), one marker each.
+        curve_kwargs: passed to `plot_curves` (titles, `log_x`, `log_y`, `height`, ...).
+    """
+    from utils.plots.curves import plot_curves
+
+    fig = plot_curves(x, curves, **curve_kwargs)
+    symbols = ("x", "circle-open", "diamond-open", "square-open")
+    for index, (name, (px, py)) in enumerate(points.items()):
+        px, py = (torch.as_tensor(v, dtype=torch.float64).detach().cpu().flatten() for v in (px, py))
+        if px.shape != py.shape:
+            raise ValueError(f"points {name!r} have {px.numel()} x values but {py.numel()} y values")
+        fig.add_trace(go.Scatter(x=px.tolist(), y=py.tolist(), mode="markers", name=name,
+                                 marker=dict(size=10, color="black", symbol=symbols[index % len(symbols)])))
+    return fig
