@@ -94,7 +94,7 @@ def check_best_bias(best_bias) -> None:
                 raise AssertionError("best_bias has the sign of WᵀW·mean flipped: the bias is mean - WᵀW·mean")
         assert_close(
             got, expected, f"best_bias(W, mean) for W of shape {(d_hidden, n_features)}", "(feats,)", atol=1e-9, rtol=1e-7,
-            hint="the loss is a sum of squares of (WᵀWx + b - x): set its derivative in b to zero",
+            rule="the loss is a sum of squares of (WᵀWx + b - x): set its derivative in b to zero",
         )
     passed("best_bias")
 

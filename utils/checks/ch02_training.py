@@ -94,7 +94,7 @@ def check_train_fresh(train_fresh) -> None:
                 raise AssertionError(f"the loss history differs from the reference from step 1 on: {message}")
     assert_close(
         losses, expected, "the loss history", "(step, inst)", atol=1e-6, rtol=1e-4,
-        hint=f"each step: batch = model.generate_batch(batch_size), loss per instance, optimizer.zero_grad(), "
+        rule=f"each step: batch = model.generate_batch(batch_size), loss per instance, optimizer.zero_grad(), "
              f"backward() on the sum over instances, optimizer.step() (Adam, lr={LR})",
     )
     assert_close(model.W.detach(), reference.W.detach(), "the trained W", "(inst, d_hidden, feats)", atol=1e-5)
