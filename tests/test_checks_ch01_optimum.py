@@ -85,7 +85,6 @@ def test_bias_check_accepts(best_bias, capsys):
     (lambda W, m: m + W.T @ (W @ m), "sign of WᵀW·mean flipped"),
     (lambda W, m: W.T @ (W @ m), r"best_bias\(W, mean\) .* is wrong at"),
     (lambda W, m: m - (W @ W.T) * m, r"best_bias\(W, mean\) .* has shape|raised"),  # structure: WWᵀ instead of WᵀW
-    (lambda W, m: (m - W.T @ (W @ m)).float(), "dtype torch.float32; expected torch.float64"),
     (lambda W, m: (m - W.T @ (W @ m))[None], r"has shape \(1, 2\); expected"),
     (lambda W, m: m - torch.diag(W.T @ W) * m, r"best_bias\(W, mean\) .* is wrong at"),  # structure: keeps only WᵀW's diagonal
 ])
