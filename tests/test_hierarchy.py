@@ -1,4 +1,4 @@
-"""Chapter 4's library: the sweep's layout and metrics, a small sweep, exact optima, and the checks."""
+"""Chapter 4's library: the sweep's layout, metrics and regimes, a small sweep, and the checks."""
 
 import math
 
@@ -8,15 +8,22 @@ import torch
 from utils import checks
 from utils.data import HierarchicalPairs
 from utils.hierarchy import (
+    REGIMES,
+    SOURCE_WEIGHT_DECAY,
     SweepResult,
     cell_region,
+    cell_regimes,
+    exact_model_losses,
     hierarchical_sweep,
+    interior_cells,
     nearest_cell,
     panel_diagnostics,
     phase_metrics,
+    sharing_regimes,
+    sign_start,
     sweep_grid,
 )
-from utils.optima import hierarchical_expected_loss, hierarchical_optimum
+from utils.hierarchy_optima import expected_loss
 
 
 def test_sweep_grid_orders_seed_fastest():
@@ -91,25 +98,51 @@ def test_nearest_cell_on_log_axes():
     assert axes["importance_axis"][j].item() == pytest.approx(3.07, abs=0.01)  # 10^(-1 + 58/39)
 
 
-def test_expected_loss_matches_monte_carlo():
-    generator = torch.Generator().manual_seed(0)
-    W, b = torch.randn(3, 2, generator=generator, dtype=torch.float64), 0.2 * torch.randn(3, 2, generator=generator, dtype=torch.float64)
-    p1, q = torch.tensor([0.3, 0.9, 0.6], dtype=torch.float64), torch.tensor([0.5, 0.1, 1.0], dtype=torch.float64)
-    importance = torch.tensor([[1.0, 2.0], [1.0, 0.5], [1.0, 1.0]], dtype=torch.float64)
-    exact = hierarchical_expected_loss(W, b, p1, q, importance, n_grid=256)
-    x = HierarchicalPairs(p1.float(), q.float()).sample(400_000, generator).double()  # (batch, 3, 2)
-    out = torch.relu(torch.einsum("nk,kf->nkf", (x * W).sum(-1), W) + b)
-    errors = ((out - x) ** 2 * importance).mean(-1)
-    estimate, stderr = errors.mean(0), errors.std(0) / math.sqrt(len(x))
-    assert ((exact - estimate).abs() < 5 * stderr).all(), (exact, estimate, stderr)
+def test_sweep_starts_every_weight_at_plus_or_minus_one_and_trains_it():
+    start = sign_start((6, 1, 2), seed=3)
+    assert start.abs().eq(1).all() and (start > 0).any() and (start < 0).any()
+    assert torch.equal(start, sign_start((6, 1, 2), seed=3))
+    result = hierarchical_sweep([0.5], torch.tensor([1.0]), torch.tensor([1.0]), n_seeds=4, steps=1, progress=False)
+    # one Adam step of lr 1e-2 moves each weight by at most about 1e-2 from its start
+    assert (result.W.abs() - 1).abs().max() < 0.011 and SOURCE_WEIGHT_DECAY == 5e-5
 
 
-def test_coactive_features_share_the_principal_direction():
-    optimum = hierarchical_optimum(torch.tensor([0.1]), torch.tensor([1.0]), torch.tensor([1.0]), n_starts=8, steps=600)
-    # Always active together, equal importance: W along (1, 1)/√2, and the loss of the linear answer,
-    # p1 · Var / 2 = 0.1 / 24 (the ReLU gains nothing when the features never appear alone).
-    assert math.isclose(optimum.loss.item(), 0.1 / 24, rel_tol=0.01)
-    assert torch.allclose(optimum.W[0].abs(), torch.full((2,), 2**-0.5, dtype=torch.float64), atol=0.02)
+def test_sharing_regimes_by_hand():
+    W = torch.tensor([[1.0, 0.05], [0.05, 1.0], [1.0, -1.25], [-0.9, -0.5], [0.2, 0.2], [0.0, 0.0]])
+    names = [REGIMES[i] for i in sharing_regimes(W)]
+    assert names == ["dropped", "own dimension", "antipodal", "same sign", "same sign", "dropped"]
+    assert sharing_regimes(W[None]).shape == (1, 6)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
+        sharing_regimes(torch.zeros(3, 1, 2).transpose(1, 2))
+
+
+def test_cell_regimes_drop_the_worst_seed_and_break_ties_by_the_best():
+    # one cell, 5 seeds: losses make seed 4 the worst (dropped) and seed 1 the best
+    W = torch.tensor([[1.0, 1.0], [1.0, -1.0], [1.0, -1.2], [1.0, 0.6], [1.0, -1.0]])[None]
+    loss = torch.tensor([[0.3, 0.1, 0.2, 0.25, 0.9]])
+    cells = cell_regimes(W, loss)
+    # kept: same, anti, anti, same -> a tie, broken by the best seed (1, antipodal)
+    assert REGIMES[cells.regime.item()] == "antipodal"
+    assert cells.agreement.item() == 0.5 and cells.child_norm.item() == 1.0  # the lower middle of (1.0, 1.2)
+    assert cells.counts.tolist() == [[0, 0, 2, 2]]
+
+
+def test_interior_cells_exclude_every_cell_next_to_another_regime():
+    regime = torch.tensor([[0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 1], [2, 2, 2, 2]])
+    assert interior_cells(regime).int().tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert interior_cells(torch.zeros(2, 3, 3, dtype=torch.long)).all()
+
+
+def test_exact_model_losses_follow_each_models_grid_point():
+    importance, conditional = torch.tensor([0.5, 3.0]), torch.tensor([0.1, 1.0])
+    result = hierarchical_sweep([0.2, 0.9], importance, conditional, n_seeds=2, steps=50, progress=False)
+    losses = exact_model_losses(result, weight_decay=1e-3)
+    k, i, j, s = 1, 0, 1, 1
+    expected = expected_loss(
+        result.W[k, i, j, s].double(), result.b[k, i, j, s].double(), torch.tensor(0.9, dtype=torch.float64),
+        torch.tensor(0.1, dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64), weight_decay=1e-3,
+    )
+    assert losses.shape == (2, 2, 2, 2) and losses[k, i, j, s].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 # --- checks ---------------------------------------------------------------------------------------

@@ -29,4 +29,5 @@ from utils.plots.motif import (
     plot_weight_distributions,
 )
 from utils.plots.phase import phase_colours, plot_phase_diagram
+from utils.plots.regimes import plot_regime_diagram
 from utils.plots.renderer import configure_plotly_renderer
