@@ -47,9 +47,27 @@ def test_valid_loops_pass(fn, capsys):
     assert "all checks passed" in capsys.readouterr().out
 
 
-def loop(W, b, batches, importance, lr=1e-2, weight_decay=1e-4, eps=1e-8, reduction="sum", *, relu=True,
-         features="sum", batch="mean", use_importance=True, always_sum=False, pass_decay=True, pass_eps=True,
-         zero=True, in_place=False, train_bias=True):
+def loop(
+    W,
+    b,
+    batches,
+    importance,
+    lr=1e-2,
+    weight_decay=1e-4,
+    eps=1e-8,
+    reduction="sum",
+    *,
+    relu=True,
+    features="sum",
+    batch="mean",
+    use_importance=True,
+    always_sum=False,
+    pass_decay=True,
+    pass_eps=True,
+    zero=True,
+    in_place=False,
+    train_bias=True,
+):
     """The exercise's loop written plainly, with switches that each plant one mistake."""
     if not in_place:
         W, b = W.clone(), b.clone()

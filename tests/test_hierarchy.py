@@ -3,18 +3,15 @@
 Exact optima: test_hierarchy_optima.py; the checks: test_checks_ch04*.py.
 """
 
-import math
-
 import pytest
 import torch
 
-from utils.data import HierarchicalPairs
 from utils.hierarchy import (
     REGIMES,
     SOURCE_WEIGHT_DECAY,
     SweepResult,
-    cell_region,
     cell_regimes,
+    cell_region,
     exact_model_losses,
     hierarchical_sweep,
     interior_cells,
@@ -47,7 +44,9 @@ def test_phase_metrics_by_hand():
 def test_small_sweep_shapes_and_clear_cut_regions():
     importance, conditional = torch.tensor([0.1, 10.0]), torch.tensor([0.03, 1.0])
     result = hierarchical_sweep([0.9], importance, conditional, n_seeds=4, steps=600, progress=False)
-    assert result.norm.shape == (1, 2, 2) and result.W.shape == (1, 2, 2, 4, 2) and result.model_loss.shape == (1, 2, 2, 4)
+    assert (
+        result.norm.shape == (1, 2, 2) and result.W.shape == (1, 2, 2, 4, 2) and result.model_loss.shape == (1, 2, 2, 4)
+    )
     # An unimportant child is dropped; an important, frequent child takes the dimension alone.
     # (Both held for every seed of the full sweep; margins are wide.)
     assert result.norm[0, 0, 0] < 0.2
@@ -58,7 +57,9 @@ def test_mean_over_models_is_a_huge_weight_decay():
     """The seed's trap: averaging the loss over N models = summing it with weight decay N times larger."""
     importance, conditional = torch.tensor([1.0, 3.0]), torch.tensor([0.1, 0.5])
     healthy = hierarchical_sweep([0.5], importance, conditional, n_seeds=4, steps=400, progress=False)
-    trapped = hierarchical_sweep([0.5], importance, conditional, n_seeds=4, steps=400, weight_decay=1e-4 * 16_000, progress=False)
+    trapped = hierarchical_sweep(
+        [0.5], importance, conditional, n_seeds=4, steps=400, weight_decay=1e-4 * 16_000, progress=False
+    )
     assert healthy.W.abs().amax(dim=-1).min() > 0.5  # every model represents a feature
     assert trapped.W.abs().max() < 0.1
 
@@ -72,19 +73,33 @@ def test_panel_diagnostics_counts_cells_and_signs():
     W[0, 1, 1] = torch.tensor([[-0.9, 1.2], [0.9, -1.2]])  # two antipodal models
     W[0, 0, 1] = torch.tensor([[0.0, 1.0], [0.05, 0.9]])  # the parent dropped: not sharing
     result = SweepResult(
-        p_feature1=torch.tensor([0.5]), importance_axis=torch.tensor([1.0, 2.0, 3.0]),
-        conditional_axis=torch.tensor([0.1, 1.0]), norm=norm, superposition=superposition,
-        loss=torch.zeros(1, 2, 3), W=W, b=torch.zeros(1, 2, 3, 2, 2), model_loss=torch.zeros(1, 2, 3, 2),
+        p_feature1=torch.tensor([0.5]),
+        importance_axis=torch.tensor([1.0, 2.0, 3.0]),
+        conditional_axis=torch.tensor([0.1, 1.0]),
+        norm=norm,
+        superposition=superposition,
+        loss=torch.zeros(1, 2, 3),
+        W=W,
+        b=torch.zeros(1, 2, 3, 2, 2),
+        model_loss=torch.zeros(1, 2, 3, 2),
     )
     row = panel_diagnostics(result).loc[0.5]
     assert (row["superposed"], row["own dimension"], row["dropped"], row["other"]) == (2, 1, 1, 2)
     assert row["antipodal"] == 0.75
-    assert row["corr(norm, sup)"] == pytest.approx(torch.corrcoef(torch.stack([norm.flatten(), superposition.flatten()]))[0, 1].item())
+    assert row["corr(norm, sup)"] == pytest.approx(
+        torch.corrcoef(torch.stack([norm.flatten(), superposition.flatten()]))[0, 1].item()
+    )
 
 
 @pytest.mark.parametrize(
     "norm, superposition, region",
-    [(0.1, 1.0, "dropped"), (1.1, 0.1, "own dimension"), (0.9, 0.8, "superposed"), (0.4, 0.5, "other"), (0.9, 0.4, "other")],
+    [
+        (0.1, 1.0, "dropped"),
+        (1.1, 0.1, "own dimension"),
+        (0.9, 0.8, "superposed"),
+        (0.4, 0.5, "other"),
+        (0.9, 0.4, "other"),
+    ],
 )
 def test_cell_region_uses_the_sources_cuts(norm, superposition, region):
     assert cell_region(norm, superposition) == region
@@ -92,8 +107,16 @@ def test_cell_region_uses_the_sources_cuts(norm, superposition, region):
 
 def test_nearest_cell_on_log_axes():
     axes = dict(importance_axis=torch.logspace(-1, 1, 40), conditional_axis=torch.logspace(-2, 0, 40))
-    result = SweepResult(p_feature1=torch.tensor([0.1, 0.9, 0.99]), norm=None, superposition=None, loss=None,
-                         W=None, b=None, model_loss=None, **axes)
+    result = SweepResult(
+        p_feature1=torch.tensor([0.1, 0.9, 0.99]),
+        norm=None,
+        superposition=None,
+        loss=None,
+        W=None,
+        b=None,
+        model_loss=None,
+        **axes,
+    )
     k, i, j = nearest_cell(result, 0.99, 0.03, 3.0)
     assert k == 2
     assert axes["conditional_axis"][i].item() == pytest.approx(0.0289, abs=1e-4)  # 10^(-2 + 18/39)
@@ -141,8 +164,11 @@ def test_exact_model_losses_follow_each_models_grid_point():
     losses = exact_model_losses(result, weight_decay=1e-3)
     k, i, j, s = 1, 0, 1, 1
     expected = expected_loss(
-        result.W[k, i, j, s].double(), result.b[k, i, j, s].double(), torch.tensor(0.9, dtype=torch.float64),
-        torch.tensor(0.1, dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64), weight_decay=1e-3,
+        result.W[k, i, j, s].double(),
+        result.b[k, i, j, s].double(),
+        torch.tensor(0.9, dtype=torch.float64),
+        torch.tensor(0.1, dtype=torch.float64),
+        torch.tensor([1.0, 3.0], dtype=torch.float64),
+        weight_decay=1e-3,
     )
     assert losses.shape == (2, 2, 2, 2) and losses[k, i, j, s].item() == pytest.approx(expected.item(), rel=1e-6)
-

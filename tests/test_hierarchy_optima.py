@@ -37,15 +37,19 @@ def test_line_error_matches_a_fine_midpoint_sum_including_flat_and_dead_cases():
 
 def test_square_error_matches_a_fine_grid():
     g = torch.Generator().manual_seed(1)
-    A, B, c = torch.randn(16, generator=g, dtype=D), torch.randn(16, generator=g, dtype=D), 0.7 * torch.randn(16, generator=g, dtype=D)
+    A, B, c = (
+        torch.randn(16, generator=g, dtype=D),
+        torch.randn(16, generator=g, dtype=D),
+        0.7 * torch.randn(16, generator=g, dtype=D),
+    )
     target_is_y = (torch.arange(16) % 2).to(D)
     exact = square_error(A, B, c, target_is_y)
     n = 800
     u = (torch.arange(n, dtype=D) + 0.5) / n
     x, y = u[:, None], u[None, :]
-    numeric = torch.stack([
-        ((torch.relu(A[k] * x + B[k] * y + c[k]) - (y if target_is_y[k] else x)) ** 2).mean() for k in range(16)
-    ])
+    numeric = torch.stack(
+        [((torch.relu(A[k] * x + B[k] * y + c[k]) - (y if target_is_y[k] else x)) ** 2).mean() for k in range(16)]
+    )
     # the midpoint rule's error on 800² points, at the ReLU's kink, is below 1e-5 relative here
     assert torch.allclose(exact, numeric, rtol=1e-5, atol=1e-9)
 
@@ -126,10 +130,19 @@ def test_eight_starts_find_what_many_starts_find(p1):
     p = torch.full_like(q, p1)
     optimum = exact_optimum(p, q, i2)
     starts = start_points(16)
-    many = torch.cat([starts, starts * torch.tensor([1.5, 1.5, 1, 1], dtype=D), starts * torch.tensor([1, 1, 1, -6], dtype=D)])
+    many = torch.cat(
+        [starts, starts * torch.tensor([1.5, 1.5, 1, 1], dtype=D), starts * torch.tensor([1, 1, 1, -6], dtype=D)]
+    )
     k, n = len(q), len(many)
     importance = torch.stack([torch.ones_like(i2), i2], -1)[:, None].expand(k, n, 2)
-    _, _, losses = minimise(many[None, :, :2].expand(k, n, 2), many[None, :, 2:].expand(k, n, 2), p[:, None], q[:, None], importance, iterations=40)
+    _, _, losses = minimise(
+        many[None, :, :2].expand(k, n, 2),
+        many[None, :, 2:].expand(k, n, 2),
+        p[:, None],
+        q[:, None],
+        importance,
+        iterations=40,
+    )
     assert (optimum.loss <= losses.min(dim=1).values * (1 + 1e-9)).all()
 
 

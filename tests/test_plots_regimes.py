@@ -29,8 +29,9 @@ def test_each_cell_gets_its_regimes_colour_at_its_norms_intensity():
     regime, norm = grid()
     originals = (regime.clone(), norm.clone())
     x, y = torch.logspace(-1, 1, 4), torch.logspace(-2, 0, 3)
-    fig = plot_regime_diagram(regime, norm, x, y, REGIMES, x_title="I", y_title="q",
-                              hover={"seeds agreeing": torch.full((3, 4), 0.5)})
+    fig = plot_regime_diagram(
+        regime, norm, x, y, REGIMES, x_title="I", y_title="q", hover={"seeds agreeing": torch.full((3, 4), 0.5)}
+    )
     assert isinstance(fig, go.Figure)
     assert torch.equal(regime, originals[0]) and torch.equal(norm, originals[1])
     panel, legend = [t for t in fig.data if isinstance(t, go.Heatmap)]
@@ -55,8 +56,14 @@ def test_each_cell_gets_its_regimes_colour_at_its_norms_intensity():
 
 def test_nine_panels_and_the_width_left_to_the_page():
     regime, norm = grid(panels=9)
-    fig = plot_regime_diagram(regime, norm, torch.logspace(-1, 1, 4), torch.logspace(-2, 0, 3), REGIMES,
-                              panel_titles=[f"p{k}" for k in range(9)])
+    fig = plot_regime_diagram(
+        regime,
+        norm,
+        torch.logspace(-1, 1, 4),
+        torch.logspace(-2, 0, 3),
+        REGIMES,
+        panel_titles=[f"p{k}" for k in range(9)],
+    )
     assert len([t for t in fig.data if isinstance(t, go.Heatmap)]) == 10
     assert "p8" in [a.text for a in fig.layout.annotations]
     assert fig.layout.width is None and fig.layout.height == 3 * 260 + 110
@@ -78,7 +85,9 @@ def test_nine_panels_and_the_width_left_to_the_page():
 )
 def test_bad_input_is_named(change, message):
     regime, norm = grid()
-    args = dict(regime=regime, norm=norm, x_values=torch.logspace(-1, 1, 4), y_values=torch.logspace(-2, 0, 3), regimes=REGIMES)
+    args = dict(
+        regime=regime, norm=norm, x_values=torch.logspace(-1, 1, 4), y_values=torch.logspace(-2, 0, 3), regimes=REGIMES
+    )
     args.update(change)
     with pytest.raises(ValueError, match=message):
         plot_regime_diagram(**args)

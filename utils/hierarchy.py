@@ -183,10 +183,10 @@ def nearest_cell(result: SweepResult, p_feature1: float, conditional: float, imp
 def panel_diagnostics(result: SweepResult, sharing_norm: float = 0.1) -> pd.DataFrame:
     """One row per panel: how the cells divide between the regions, and how models share.
 
-    Indexed by p1 (rounded to 6 decimals). Columns: `corr(norm, sup)` over the panel's cells; the number of cells in each of `REGIONS`
-    (`cell_regions` on the averaged metrics: superposed is red, own dimension blue, dropped grey);
-    and, over the panel's models whose two weights both exceed `sharing_norm` in size, the fraction
-    `antipodal` (w₁w₂ < 0).
+    Indexed by p1 (rounded to 6 decimals). Columns: `corr(norm, sup)` over the panel's cells; the
+    number of cells in each of `REGIONS` (`cell_regions` on the averaged metrics: superposed is
+    red, own dimension blue, dropped grey); and, over the panel's models whose two weights both
+    exceed `sharing_norm` in size, the fraction `antipodal` (w₁w₂ < 0).
     """
     rows = []
     for k, p1 in enumerate(result.p_feature1.tolist()):

@@ -187,7 +187,9 @@ def _minimise(W, b, p_feature1, p_feature2_given_1, importance, weight_decay, it
     return theta[..., :2], theta[..., 2:], loss
 
 
-def gradient_norm(W: torch.Tensor, b: torch.Tensor, p_feature1, p_feature2_given_1, importance, weight_decay: float = 0.0) -> torch.Tensor:
+def gradient_norm(
+    W: torch.Tensor, b: torch.Tensor, p_feature1, p_feature2_given_1, importance, weight_decay: float = 0.0
+) -> torch.Tensor:
     """‖∇ expected_loss‖ over the four parameters, per model `(...)`: zero at a stationary point."""
     law = tuple(torch.as_tensor(v, dtype=torch.float64) for v in (p_feature1, p_feature2_given_1, importance))
     _, gradient = _loss_and_gradient(torch.cat([W, b], dim=-1).to(torch.float64), law, weight_decay)
@@ -235,14 +237,21 @@ def exact_optimum(
         p_feature1, p_feature2_given_1, importance2: `(k,)` (the parent's importance is 1).
         weight_decay: include the decay penalty (see `expected_loss`).
     """
-    p1, q, i2 = (torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (p_feature1, p_feature2_given_1, importance2))
+    p1, q, i2 = (
+        torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (p_feature1, p_feature2_given_1, importance2)
+    )
     if not (p1.shape == q.shape == i2.shape):
-        raise ValueError(f"p_feature1, p_feature2_given_1 and importance2 must have the same length, got {p1.numel()}, {q.numel()}, {i2.numel()}")
+        raise ValueError(
+            "p_feature1, p_feature2_given_1 and importance2 must have the same length, "
+            f"got {p1.numel()}, {q.numel()}, {i2.numel()}"
+        )
     starts = start_points(n_angles)
     k, n = p1.numel(), starts.shape[0]
     importance = torch.stack([torch.ones_like(i2), i2], dim=-1)[:, None].expand(k, n, 2)
     theta = starts.expand(k, n, 4)
-    W, b, losses = minimise(theta[..., :2], theta[..., 2:], p1[:, None], q[:, None], importance, weight_decay, iterations)
+    W, b, losses = minimise(
+        theta[..., :2], theta[..., 2:], p1[:, None], q[:, None], importance, weight_decay, iterations
+    )
     best = losses.argmin(dim=1)
     rows = torch.arange(k)
     return ExactOptimum(loss=losses[rows, best], W=W[rows, best], b=b[rows, best], start_losses=losses, start_W=W)

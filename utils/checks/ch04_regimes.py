@@ -20,7 +20,12 @@ CASES = [
     (-0.1, -1.0, "own dimension", "a kept child with a parent below the threshold has the dimension to itself"),
     (0.0, 0.0, "dropped", "a model with no weights keeps nothing: the child is dropped"),
     (0.01, 0.1, "dropped", "both below the threshold: the child is dropped"),
-    (0.3, -0.9, "antipodal", "the threshold is on the size of the weight |w1|, not on its square: a parent of 0.3 is kept"),
+    (
+        0.3,
+        -0.9,
+        "antipodal",
+        "the threshold is on the size of the weight |w1|, not on its square: a parent of 0.3 is kept",
+    ),
     (0.96, 0.52, "same sign", "a child kept in part is still kept (|w2| above the threshold)"),
     (0.2, 0.2, "same sign", "a weight equal to the threshold counts as kept (≥)"),
     (0.2, -0.5, "antipodal", "a weight equal to the threshold counts as kept (≥)"),

@@ -45,7 +45,10 @@ def _train(W, b, batches, importance, lr, weight_decay, eps, reduction, mistake=
 
 MISTAKES = {
     "no relu": "the output is ReLU((x·W)W + b): apply the ReLU",
-    "mean over features": "a model's loss sums the weighted squared error over the two features (the source's), then averages over the batch",
+    "mean over features": (
+        "a model's loss sums the weighted squared error over the two features (the source's), "
+        "then averages over the batch"
+    ),
     "sum over batch": "a model's loss averages over the batch (the features are summed, the samples averaged)",
     "no importance": "multiply each feature's squared error by its importance",
     "reduction swapped": "reduction='sum' adds the models' losses, reduction='mean' averages them",
@@ -77,7 +80,12 @@ def check_train_tied_relu(learner_train) -> None:
         W0, b0, batches, importance, _ = _problem(reduction)
         start = (W0.clone(), b0.clone())
         got = call_learner(
-            "train_tied_relu", lambda *a: learner_train(*a, **SETTINGS, reduction=reduction), W0, b0, iter(batches), importance
+            "train_tied_relu",
+            lambda *a, reduction=reduction: learner_train(*a, **SETTINGS, reduction=reduction),
+            W0,
+            b0,
+            iter(batches),
+            importance,
         )
         if not isinstance(got, tuple) or len(got) != 2:
             raise AssertionError(f"return the trained (W, b) as a tuple of two tensors, got {type(got).__name__}")
@@ -98,6 +106,7 @@ def check_train_tied_relu(learner_train) -> None:
         worst = (W - expected[0]).abs().max().item()
         raise AssertionError(
             f"with reduction={reduction!r}, the trained W differs from the reference by up to {worst:.3g} after "
-            f"{STEPS} steps of the same batches from the same start; check the forward pass, the loss and Adam's settings"
+            f"{STEPS} steps of the same batches from the same start; "
+            "check the forward pass, the loss and Adam's settings"
         )
     passed("train_tied_relu")

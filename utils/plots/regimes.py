@@ -120,7 +120,9 @@ def plot_regime_diagram(
 
     titles = []
     for row in range(n_rows):
-        titles += [panel_titles[k] if panel_titles and k < n_panels else "" for k in range(row * n_cols, (row + 1) * n_cols)]
+        titles += [
+            panel_titles[k] if panel_titles and k < n_panels else "" for k in range(row * n_cols, (row + 1) * n_cols)
+        ]
         if row == 0:
             titles.append("legend")
     fig = make_subplots(
@@ -135,7 +137,10 @@ def plot_regime_diagram(
     palette = regime_palette(regimes)
     x_real, y_real = [10**v for v in log_x], [10**v for v in log_y]
     extra = "".join(f"<br>{name} = %{{customdata[{3 + i}]:.3g}}" for i, name in enumerate(hover))
-    template = f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>%{{customdata[2]}}{extra}<extra></extra>"
+    template = (
+        f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>%{{customdata[2]}}"
+        f"{extra}<extra></extra>"
+    )
     x_ticks, y_ticks = _decade_ticks(log_x), _decade_ticks(log_y)
     levels = regime_levels(norm, norm_min, norm_max)
     for k in range(n_panels):
@@ -143,7 +148,15 @@ def plot_regime_diagram(
         names = [[regimes[r] for r in line] for line in regime[k].tolist()]
         values = [value[k].tolist() for value in hover.values()]
         custom = [
-            [[x_real[j], y_real[i], f"{names[i][j]}, {norm_title} = {norm[k, i, j].item():.2f}", *(v[i][j] for v in values)] for j in range(nx)]
+            [
+                [
+                    x_real[j],
+                    y_real[i],
+                    f"{names[i][j]}, {norm_title} = {norm[k, i, j].item():.2f}",
+                    *(v[i][j] for v in values),
+                ]
+                for j in range(nx)
+            ]
             for i in range(ny)
         ]
         z = regime[k] * LEVELS + levels[k]
@@ -156,19 +169,31 @@ def plot_regime_diagram(
     legend_names = [[f"{name}, {norm_title} ≈ {step:.2g}" for step in steps] for name in regimes]
     fig.add_trace(
         _discrete_heatmap(
-            legend_z, palette, list(range(LEVELS)), list(range(len(regimes))),
-            customdata=legend_names, hovertemplate="%{customdata}<extra></extra>", xgap=1, ygap=1,
+            legend_z,
+            palette,
+            list(range(LEVELS)),
+            list(range(len(regimes))),
+            customdata=legend_names,
+            hovertemplate="%{customdata}<extra></extra>",
+            xgap=1,
+            ygap=1,
         ),
         1,
         n_cols + 1,
     )
     fig.update_xaxes(
-        tickvals=[0, LEVELS - 1], ticktext=[f"{norm_min:.2g}", f"≥{norm_max:.2g}"], title_text=norm_title, row=1, col=n_cols + 1
+        tickvals=[0, LEVELS - 1],
+        ticktext=[f"{norm_min:.2g}", f"≥{norm_max:.2g}"],
+        title_text=norm_title,
+        row=1,
+        col=n_cols + 1,
     )
     fig.update_yaxes(tickvals=list(range(len(regimes))), ticktext=list(regimes), side="right", row=1, col=n_cols + 1)
     fig.update_xaxes(showgrid=False, zeroline=False)
     fig.update_yaxes(showgrid=False, zeroline=False)
-    fig.update_layout(title=title, height=int(panel_height * n_rows) + 110, plot_bgcolor="white", margin=dict(t=90, l=70, r=20, b=60))
+    fig.update_layout(
+        title=title, height=int(panel_height * n_rows) + 110, plot_bgcolor="white", margin=dict(t=90, l=70, r=20, b=60)
+    )
     return fig
 
 
