@@ -1,7 +1,7 @@
 """Exact optima to compare training with: the linear model with one hidden dimension; the tied ReLU
 model of two independent sparse features in one dimension (exact expected loss, closed forms of the
-candidate solutions, the optimum by Newton's method from several starts); and (at the end) tied
-ReLU models of two hierarchical features, by quadrature.
+candidate solutions, the optimum by Newton's method from several starts). (Chapter 4's tied ReLU
+model of two hierarchical features has its own module, `utils.hierarchy_optima`.)
 
 With one hidden dimension, WᵀW = a·uuᵀ for a unit direction u and a = ‖W‖². The best bias is
 b = (I - WᵀW)·mean(x), after which the importance-weighted loss, summed over features, is
@@ -335,92 +335,3 @@ def solution_kind(W: torch.Tensor) -> torch.Tensor:
     kind[(n1 > 0.5) & (n2 > 0.5) & (sign < 0)] = 2
     kind[(n1 > 0.3) & (n2 > 0.3) & (sign > 0)] = 3
     return kind
-
-
-def hierarchical_expected_loss(
-    W: torch.Tensor,
-    b: torch.Tensor,
-    p_feature1: torch.Tensor,
-    p_feature2_given_1: torch.Tensor,
-    importance: torch.Tensor,
-    n_grid: int = 128,
-) -> torch.Tensor:
-    """Expected loss of tied ReLU models x' = ReLU(WᵀWx + b), 2 features in 1 dimension, on hierarchical data.
-
-    The input is 0 with probability 1 - p1, (x₁, 0) with probability p1(1 - q) and (x₁, x₂) with
-    probability p1·q, values uniform on [0, 1]; the expectations over the values are midpoint sums on
-    `n_grid` (1-D) and `n_grid`² (2-D) points. Differentiable in W and b.
-
-    Args:
-        W, b: `(k, 2)` one model per row; p_feature1, p_feature2_given_1: `(k,)`; importance: `(k, 2)`.
-
-    Returns:
-        `(k,)` the mean-over-features loss of each model.
-    """
-    u = (torch.arange(n_grid, dtype=W.dtype, device=W.device) + 0.5) / n_grid
-    alone = torch.stack([u, torch.zeros_like(u)], dim=-1)
-    both = torch.cartesian_prod(u, u)
-
-    def mean_loss(x: torch.Tensor) -> torch.Tensor:  # x: (m, 2) -> (k,)
-        h = x @ W.T  # (m, k)
-        out = torch.relu(h[..., None] * W + b)  # (m, k, 2)
-        return ((out - x[:, None, :]) ** 2 * importance).sum(-1).mean(0)
-
-    silent = (torch.relu(b) ** 2 * importance).sum(-1)
-    p1, q = p_feature1, p_feature2_given_1
-    return ((1 - p1) * silent + p1 * (1 - q) * mean_loss(alone) + p1 * q * mean_loss(both)) / 2
-
-
-@dataclass
-class HierarchicalOptimum:
-    """The best of many local minima of `hierarchical_expected_loss`, per configuration.
-
-    Attributes:
-        loss: `(k,)` the lowest expected loss found; W, b: `(k, 2)` where it is reached.
-        start_losses: `(k, n_starts)` the expected loss each start converged to (the local minima).
-        start_W: `(k, n_starts, 2)` their weights.
-    """
-
-    loss: torch.Tensor
-    W: torch.Tensor
-    b: torch.Tensor
-    start_losses: torch.Tensor
-    start_W: torch.Tensor
-
-
-def hierarchical_optimum(
-    p_feature1: torch.Tensor,
-    p_feature2_given_1: torch.Tensor,
-    importance2: torch.Tensor,
-    n_starts: int = 32,
-    steps: int = 1500,
-    seed: int = 0,
-    n_grid: int = 48,
-) -> HierarchicalOptimum:
-    """Minimise the exact expected loss from `n_starts` random starts per configuration (Adam on the
-    quadrature with `n_grid` points per value, then the final losses on a finer grid of 256). All
-    inputs `(k,)`; feature 1's importance is 1.
-    """
-    p1, q, i2 = (torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (p_feature1, p_feature2_given_1, importance2))
-    k = p1.numel()
-    generator = torch.Generator().manual_seed(seed)
-    W = torch.randn(k * n_starts, 2, generator=generator, dtype=torch.float64).requires_grad_()
-    b = (0.1 * torch.randn(k * n_starts, 2, generator=generator, dtype=torch.float64)).requires_grad_()
-    expand = lambda v: v.repeat_interleave(n_starts)  # noqa: E731
-    importance = torch.stack([torch.ones(k * n_starts, dtype=torch.float64), expand(i2)], dim=-1)
-    optimizer = torch.optim.Adam([W, b], lr=2e-2)
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = 2e-2 * (0.5 * (1 + math.cos(math.pi * step / steps)) + 0.01)
-        loss = hierarchical_expected_loss(W, b, expand(p1), expand(q), importance, n_grid=n_grid)
-        optimizer.zero_grad()
-        loss.sum().backward()
-        optimizer.step()
-    with torch.no_grad():
-        final = hierarchical_expected_loss(W, b, expand(p1), expand(q), importance, n_grid=256).reshape(k, n_starts)
-    best = final.argmin(dim=1)
-    rows = torch.arange(k)
-    W, b = W.detach().reshape(k, n_starts, 2), b.detach().reshape(k, n_starts, 2)
-    return HierarchicalOptimum(
-        loss=final[rows, best], W=W[rows, best], b=b[rows, best], start_losses=final, start_W=W
-    )

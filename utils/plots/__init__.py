@@ -35,5 +35,6 @@ from utils.plots.motif import (
     plot_weight_distributions,
 )
 from utils.plots.phase import phase_colours, plot_phase_diagram
+from utils.plots.regimes import plot_regime_diagram
 from utils.plots.renderer import configure_plotly_renderer
 from utils.plots.theory import plot_cell_values, plot_curves_and_points, plot_phase_with_boundaries
