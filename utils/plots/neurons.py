@@ -11,6 +11,8 @@ import torch
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from utils.plots import layout
+
 INTERFERENCE_SCALE = "Viridis"
 
 
@@ -108,9 +110,11 @@ def plot_feature_errors(
     for index, (name, value) in enumerate((references or {}).items()):
         fig.add_hline(y=float(value), line=dict(color="grey", dash=["dash", "dot"][index % 2]), annotation_text=name,
                       annotation_position="top left")
-    fig.update_layout(title=title, height=height, barmode="group", bargap=0.1, plot_bgcolor="white")
+    fig.update_layout(barmode="group", bargap=0.1, plot_bgcolor="white")
     fig.update_xaxes(title_text=f"feature, sorted by {next(iter(named))}", showticklabels=False)
     fig.update_yaxes(title_text=y_title, gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, bottom=layout.AXIS_TITLE_HEIGHT + 12,
+                 legend_names=layout.legend_entries(fig))  # fmt: skip
     return fig
 
 
@@ -146,9 +150,10 @@ def plot_response_curves(
     if gain is not None:
         fig.add_trace(go.Scatter(x=x.tolist(), y=(gain * x.clamp_min(0)).tolist(), mode="lines",
                                  name=f"{gain:.3f} · ReLU(x)", line=dict(color="#d62728", width=2)))
-    fig.update_layout(title=title, height=height, plot_bgcolor="white", legend=dict(x=0.02, y=0.98))
+    fig.update_layout(plot_bgcolor="white")
     fig.update_xaxes(title_text="input x_i (others 0)", gridcolor="#eee")
     fig.update_yaxes(title_text="output y_i", gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig
 
 
@@ -169,18 +174,25 @@ def plot_matrices(
         raise ValueError("matrices must hold at least one matrix")
     named = {name: _tensor(M, f"matrices[{name!r}]", 2) for name, M in matrices.items()}
     limit = limit or max(float(M.abs().max()) for M in named.values()) or 1.0
-    fig = make_subplots(rows=1, cols=len(named), subplot_titles=list(named), horizontal_spacing=0.06)
+    n = len(named)
+    left, right, gap = 70, 90, 36
+    width = max(layout.NARROWEST, left + right + n * 160 + (n - 1) * gap)
+    fig = make_subplots(rows=1, cols=n, horizontal_spacing=gap / (width - left - right))
+    panel = (width - left - right - (n - 1) * gap) / n
+    texts = [layout.panel_title(fig, name, 1, index + 1, panel) for index, name in enumerate(named)]
     for index, (name, M) in enumerate(named.items()):
         fig.add_trace(
             go.Heatmap(
                 z=M.round(decimals=3).tolist(), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-                showscale=index == len(named) - 1, hovertemplate=f"{name}[%{{y}}, %{{x}}] = %{{z:.3f}}<extra></extra>",
+                showscale=index == n - 1, colorbar=dict(thickness=14),
+                hovertemplate=f"{name}[%{{y}}, %{{x}}] = %{{z:.3f}}<extra></extra>",
             ),
             1, index + 1,
-        )
+        )  # fmt: skip
         fig.update_yaxes(autorange="reversed", title_text="output j" if index == 0 else None, row=1, col=index + 1)
-        fig.update_xaxes(title_text="input i", row=1, col=index + 1)
-    fig.update_layout(title=title, height=height, plot_bgcolor="white")
+    layout.row_x_title(fig, "input i", 1, n)
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, width, height - layout.CHROME, top=layout.titles_height(texts), left=left, right=right)
     return fig
 
 
@@ -201,7 +213,9 @@ def plot_error_decomposition(
     for name, values, colour in (("attenuation (alone)", attenuation, "#1f77b4"), ("interference", interference, "#d62728")):
         fig.add_trace(go.Bar(x=list(range(order.numel())), y=values[order].tolist(), name=name, marker_color=colour,
                              customdata=order.tolist(), hovertemplate=f"feature %{{customdata}}<br>{name} = %{{y:.4f}}<extra></extra>"))
-    fig.update_layout(title=title, height=height, barmode="relative", bargap=0.05, plot_bgcolor="white")
+    fig.update_layout(barmode="relative", bargap=0.05, plot_bgcolor="white")
     fig.update_xaxes(title_text="feature, sorted by total error", showticklabels=False)
     fig.update_yaxes(title_text="mean squared error", gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, bottom=layout.AXIS_TITLE_HEIGHT + 12,
+                 legend_names=layout.legend_entries(fig))  # fmt: skip
     return fig
