@@ -67,6 +67,8 @@ def layouts(browser):
             figures = figure_text_problems(page)
             if width == SCREENSHOT_WIDTH:
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                # the theme's sticky header would cover the top of a figure taller than the window
+                page.add_style_tag(content=".bd-header, .bd-header-article, .skip-link { visibility: hidden !important; }")
                 stem = CHAPTER.match(page_name)["name"]
                 for old in SCREENSHOTS.glob(f"{stem}-figure-*.png"):
                     old.unlink()
@@ -109,7 +111,7 @@ def _dashboard(page):
 
 CAPTION_JS = """(index) => { const d = document.querySelectorAll('.plotly-graph-div')[index];
     const title = (d.layout.annotations || []).find((a) => a.name === 'title');
-    const current = d.querySelector('.slider-container .slider-current-value');
+    const current = d.querySelector('.slider-group > text.slider-label');  // the "step N" above the rail
     return [title ? title.text : '', current ? current.textContent : ''];
 }"""
 

@@ -17,7 +17,9 @@ from utils.train import train_on_dataset
 
 
 def test_text_width_grows_with_length_and_size_and_takes_the_widest_line():
-    assert layout.text_width("abcd", 12) == pytest.approx(2 * layout.text_width("ab", 12))
+    assert layout.text_width("abab", 12) == pytest.approx(2 * layout.text_width("ab", 12))
+    # Arial's digits are 0.556 em wide; the estimate keeps 8% to spare
+    assert layout.text_width("0123456789", 10) == pytest.approx(10 * 5.56 * 1.08)
     assert layout.text_width("abcd", 24) == pytest.approx(2 * layout.text_width("abcd", 12))
     assert layout.text_width("ab<br>abcd", 12) == layout.text_width("abcd", 12)
     assert layout.text_width("<b>ab</b>", 12) == layout.text_width("ab", 12)  # tags take no room
@@ -31,8 +33,7 @@ def test_wrap_keeps_every_word_in_order_and_each_line_within_the_width(width):
     lines = wrapped.split("<br>")
     assert " ".join(lines) == text
     assert all(layout.text_width(line, 16) <= width or " " not in line for line in lines)
-    if width == 400:
-        assert len(lines) == 3
+    assert len(lines) >= 2
     assert layout.wrap("two<br>lines", 1000, 12) == "two<br>lines"  # breaks already there stay
 
 
@@ -45,7 +46,10 @@ def test_log_ticks_mark_decades_or_round_values_within_the_range():
     narrow = layout.log_ticks(0.039, 0.056)  # the dashboard's loss: less than a decade
     assert 2 <= len(narrow["tickvals"]) <= 6
     assert all(0.039 <= v <= 0.056 for v in narrow["tickvals"])
-    assert len(layout.log_ticks(1.0, 1.0001)["tickvals"]) == 2  # no round value inside: the ends
+    assert layout.log_ticks(1, 10.2)["ticktext"] == ["1", "2", "5", "10"]  # a decade: 2 and 5 between
+    assert layout.log_ticks(1, 10.2, fit=3)["ticktext"] == ["1", "10"]
+    tiny = layout.log_ticks(1.0, 1.0001)  # labels as precise as it takes to tell them apart
+    assert len(set(tiny["ticktext"])) == len(tiny["ticktext"]) >= 2
     with pytest.raises(ValueError, match="0 < low <= high"):
         layout.log_ticks(0.0, 1.0)
 

@@ -262,7 +262,7 @@ def plot_features_in_Nd(
             fig.add_trace(segments, row + 1, col + 1)
             fig.add_trace(others, row + 1, col + 1)
             fig.update_xaxes(tickmode="linear", tick0=0, dtick=layout.thinned_dtick(d_hidden, panel, label), tickangle=0,
-                             row=row + 1, col=col + 1)
+                             range=[-0.5, d_hidden - 0.5], row=row + 1, col=col + 1)
             fig.update_yaxes(title_text="W[h, i], stacked" if col == 0 else None, row=row + 1, col=col + 1)
             continue
         fig.add_trace(

@@ -9,10 +9,10 @@ rows they need. Any wider, text only gets more room. The minimum width is stored
 (`layout.meta["min_width"]`); the book's renderer gives the figure that width and lets it scroll
 sideways inside its own box on a narrower screen (`utils.plots.renderer`).
 
-Figures name their font: Arial, or Liberation Sans where Arial is missing (most Linux systems; it
-has Arial's metrics), so text is as wide for every reader as in the browser tests (plotly's default,
-"Open Sans", verdana, ..., gives Verdana, a much wider font, on most Windows and Mac machines).
-Widths are estimated generously (0.6 em per character, more than Arial needs on average).
+Figures name their font: Arial, or a font with Arial's metrics where it is missing (Liberation Sans
+and Arimo on Linux, Helvetica), so text is as wide for every reader as in the browser tests
+(plotly's default, "Open Sans", verdana, ..., gives the much wider Verdana on most Windows and Mac
+machines). Widths are estimated from Arial's character widths, with 8% to spare.
 """
 
 from __future__ import annotations
@@ -30,8 +30,18 @@ TICK_SIZE = 12
 LEGEND_SIZE = 12
 LINE = 1.3
 """Plotly's line height, in em."""
-EM_PER_CHARACTER = 0.6
-NARROW = set("iIl.,:;'|!()[]{} ")
+_ARIAL = dict(zip(
+    " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~",
+    [278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278] + [556] * 10
+    + [278, 278, 584, 584, 584, 556, 1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778,
+       667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556, 333, 556, 556, 500, 556, 556, 278,
+       556, 556, 222, 222, 500, 222, 833, 556, 556, 556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334,
+       584],
+))  # fmt: skip
+"""Advance widths of Arial's printable ASCII characters, in thousandths of an em."""
+OTHER_CHARACTER = 650
+"""Width assumed for any other character (Greek letters, −, ‖, subscripts), in thousandths of an em."""
+SPARE = 1.08
 TICK_LABEL_HEIGHT = 22
 """Pixels under a plot area taken by x tick labels (and their standoff)."""
 AXIS_TITLE_HEIGHT = 22
@@ -50,8 +60,8 @@ is 736 px, a 1280 px window's 688 px."""
 
 def text_width(text: str, size: float) -> float:
     """Estimated width in px of `text` at font `size` px: its widest `<br>`-separated line, tags dropped."""
-    lines = re.split(r"<br\s*/?>", str(text))
-    return max(sum(0.35 if c in NARROW else EM_PER_CHARACTER for c in re.sub(r"<[^>]*>", "", line)) for line in lines) * size
+    lines = [re.sub(r"<[^>]*>", "", line) for line in re.split(r"<br\s*/?>", str(text))]
+    return max(sum(_ARIAL.get(c, OTHER_CHARACTER) for c in line) for line in lines) * size * SPARE / 1000
 
 
 def line_count(text: str | None) -> int:
@@ -130,7 +140,7 @@ def bottom_legend(top: float, height: float, **kwargs) -> dict:
     """A horizontal legend at the left edge of a figure `height` px tall, its top `top` px from the
     figure's top (in the bottom margin, which must hold it)."""
     return dict(orientation="h", x=0, xref="container", xanchor="left", y=1 - top / height, yref="container",
-                yanchor="top", itemsizing="constant", font=dict(size=LEGEND_SIZE), **kwargs)  # fmt: skip
+                yanchor="top", font=dict(size=LEGEND_SIZE), **kwargs)  # fmt: skip
 
 
 def panel_title(fig: go.Figure, text: str, row: int, col: int, width: float) -> str:
@@ -175,25 +185,25 @@ def thinned_dtick(n: int, length: float, label_width: float) -> int:
 
 
 def log_ticks(low: float, high: float, fit: int = 6) -> dict:
-    """Tick values and labels for a log axis from `low` to `high` (> 0): at most `fit` labels, at
-    powers of ten when the range spans a decade or more, else at a few round values inside it."""
+    """Tick values and labels for a log axis from `low` to `high` (> 0), at most `fit` of them: powers
+    of ten (with 2 and 5 between them when there is room), else, within less than a decade, round
+    values evenly spaced."""
     if not (0 < low <= high and math.isfinite(high)):
         raise ValueError(f"a log axis needs 0 < low <= high, got {low} and {high}")
     a, b = math.log10(low), math.log10(high)
-    powers = list(range(math.ceil(a - 1e-9), math.floor(b + 1e-9) + 1))
-    if len(powers) >= 2:
-        step = math.ceil(len(powers) / fit)
-        values = [10.0**p for p in powers[::step]]
-    else:
-        values = []
-        for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8)):
-            values = sorted({m * 10.0**p for p in range(math.floor(a) - 1, math.ceil(b) + 1) for m in mantissas if low <= m * 10.0**p <= high})
-            if len(values) >= 3:
-                break
-        values = values[:: max(1, math.ceil(len(values) / fit))]
-        if len(values) < 2:
-            values = [low, high]
-    return dict(tickvals=values, ticktext=[f"{v:.3g}" for v in values])
+    inside = lambda values: sorted(v for v in values if low * (1 - 1e-9) <= v <= high * (1 + 1e-9))  # noqa: E731
+    powers = inside(10.0**p for p in range(math.floor(a), math.ceil(b) + 1))
+    values = inside(m * 10.0**p for p in range(math.floor(a), math.ceil(b) + 1) for m in (1, 2, 5))
+    if len(powers) >= 2 and len(values) > fit:
+        values = powers[:: math.ceil(len(powers) / fit)]
+    if len(powers) < 2 and len(values) < 3:  # within a decade: a linear step of 1, 2 or 5 times a power of ten
+        step = (high - low) / max(2, fit - 1)
+        step = min(m * 10.0 ** math.floor(math.log10(step)) for m in (1, 2, 5, 10) if m * 10.0 ** math.floor(math.log10(step)) >= step)
+        values = inside(k * step for k in range(math.ceil(low / step), math.floor(high / step) + 1))
+    if len(values) < 2:
+        values = [low, high]
+    digits = next(d for d in range(3, 17) if len({f"{v:.{d}g}" for v in values}) == len(values))
+    return dict(tickvals=values, ticktext=[f"{v:.{digits}g}" for v in values])
 
 
 def frame(

@@ -57,7 +57,7 @@ def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bo
     base = torch.where(W >= 0, up.cumsum(1) - up, down.cumsum(1) - down)  # the segments below, same side
     h, i = shown.nonzero(as_tuple=True)
     features = go.Bar(
-        x=h.tolist(), y=W[h, i].round(decimals=3).tolist(), base=base[h, i].round(decimals=3).tolist(),
+        x=h.tolist(), y=W[h, i].round(decimals=3).tolist(), base=base[h, i].round(decimals=3).tolist(), width=0.8,
         customdata=torch.stack([i.double(), interference[i]], -1).round(decimals=2).tolist(), showlegend=False,
         marker=dict(color=interference.clamp(0, 1)[i].round(decimals=3).tolist(), colorscale=INTERFERENCE_SCALE,
                     cmin=0, cmax=1, line=dict(width=0.3, color="white"), showscale=showscale,
@@ -71,8 +71,8 @@ def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bo
         for neuron in (heights.abs() >= 0.01 * W.abs().max()).nonzero().flatten().tolist():
             x.append(neuron), y.append(round(float(heights[neuron]), 3))
             bases.append(round(float(stacked[neuron].sum()), 3)), counts.append(int(columns[neuron]))
-    others = go.Bar(
-        x=x, y=y, base=bases, customdata=counts, showlegend=False, marker=dict(color="lightgrey", line=dict(width=0.3, color="white")),
+    others = go.Bar(  # width set: plotly would take it from the gaps between this trace's few bars
+        x=x, y=y, base=bases, width=0.8, customdata=counts, showlegend=False, marker=dict(color="lightgrey", line=dict(width=0.3, color="white")),
         hovertemplate="%{customdata} other features<br>neuron %{x}<br>sum of W = %{y:.3f}<extra></extra>",
     )  # fmt: skip
     return [features, others]

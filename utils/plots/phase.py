@@ -168,7 +168,8 @@ def plot_phase_diagram(
     specs = [[{} for _ in range(n_cols)] + [{} if row == 0 else None] for row in range(n_rows)]
     fig = make_subplots(rows=n_rows, cols=legend_col, specs=specs)
     left, right, gap, legend_gap = 66, 20, 20, 46
-    panel = layout.panel_width(n_cols, panel_titles or [], PANEL, left, right + legend_gap + LEGEND_SQUARE, gap)
+    least = max(PANEL, 260 / n_cols)  # a lone panel gets the room of two
+    panel = layout.panel_width(n_cols, panel_titles or [], least, left, right + legend_gap + LEGEND_SQUARE, gap)
     width = left + right + n_cols * panel + (n_cols - 1) * gap + legend_gap + LEGEND_SQUARE
     layout.place_columns(fig, [panel] * n_cols + [LEGEND_SQUARE], [0.0] + [gap] * (n_cols - 1) + [legend_gap])
     titles = [layout.wrap(t, panel, layout.PANEL_TITLE_SIZE) for t in (panel_titles or [])] + ["colour legend"]
@@ -182,7 +183,11 @@ def plot_phase_diagram(
     square = fig.get_subplot(1, legend_col)
     top = square.yaxis.domain[1]
     square.yaxis.domain = [max(0.0, top - LEGEND_SQUARE / plot_height), top]
-    layout.panel_title(fig, "colour legend", 1, legend_col, LEGEND_SQUARE + legend_gap)
+    fig.add_annotation(  # over the square itself, wherever its column puts it
+        text="colour legend", x=0.5, y=1, xref=f"{square.xaxis.plotly_name.replace('axis', '')} domain",
+        yref=f"{square.yaxis.plotly_name.replace('axis', '')} domain", yanchor="bottom", yshift=4, showarrow=False,
+        font=dict(size=layout.PANEL_TITLE_SIZE),
+    )  # fmt: skip
 
     x_real = 10 ** torch.tensor(log_x)
     y_real = 10 ** torch.tensor(log_y)
@@ -238,7 +243,7 @@ def plot_phase_diagram(
     fig.update_xaxes(title_text=superposition_title, title_standoff=4, tickvals=[0, superposition_max], row=1, col=legend_col)
     fig.update_yaxes(title_text=norm_title, title_standoff=4, tickvals=[0, norm_max], scaleanchor=legend_axis,
                      constrain="domain", row=1, col=legend_col)  # fmt: skip
-    fig.update_xaxes(constrain="domain", row=1, col=legend_col)
+    fig.update_xaxes(constrain="domain", constraintoward="left", row=1, col=legend_col)  # next to the panels
     # the region names: bottom edge, top left, and the right side a line lower (two names side by side
     # would not fit a small square)
     for label, x, y, anchor in zip(
