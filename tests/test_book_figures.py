@@ -51,7 +51,13 @@ def open_page(browser, page_name: str, width: int):
     keep_local(page, base_url, left)
     # a chapter takes 5-20 s to draw its figures on a loaded 2-core machine
     page.goto(base_url + f"{page_name}.html", wait_until="load", timeout=120_000)
-    page.wait_for_function("() => [...document.querySelectorAll('.plotly-graph-div')].every((d) => d._fullLayout)", timeout=60_000)
+    # figures in the page body draw while it loads; those in saved widget state (counted too) after
+    expected = (HTML / f"{page_name}.html").read_text().count("plotly-graph-div")
+    page.wait_for_function(
+        """(expected) => { const divs = [...document.querySelectorAll('.plotly-graph-div')];
+                           return divs.length >= expected && divs.every((d) => d._fullLayout); }""",
+        arg=expected, timeout=60_000,
+    )
     page.wait_for_timeout(300)
     return context, page, left
 
