@@ -2,7 +2,7 @@
 Playwright): finding the browser, serving a folder on localhost, keeping every request on the
 machine, and reading the text of plotly figures (which strings collide, which are cut off).
 
-`figure_text_problems(page)` is the layout check of the book's figures: for every plotly figure on a
+Screenshots go to `SCREENSHOTS`. `figure_text_problems(page)` is the layout check of the book's figures: for every plotly figure on a
 page, the pairs of visible SVG text elements whose boxes overlap by more than `OVERLAP_PX` in both
 directions, and the text that reaches outside the figure's own box (SVG clips it there).
 """
@@ -16,9 +16,12 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

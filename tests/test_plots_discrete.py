@@ -94,5 +94,5 @@ def test_bad_names_raise():
         plot_features_in_Nd_discrete(W1, W2, subplot_titles=["a"])
     with pytest.raises(ValueError, match="n_cols"):
         plot_features_in_Nd_discrete(W1, W2, n_cols=0)
-    with pytest.raises(ValueError, match="W1 must be a tensor"):
-        plot_features_in_Nd_discrete(W1.numpy(), W2)
+    # NumPy weights are drawn like tensors (every figure accepts them, utils.plots.inputs)
+    assert plot_features_in_Nd_discrete(W1.numpy(), W2).to_json() == plot_features_in_Nd_discrete(W1, W2).to_json()

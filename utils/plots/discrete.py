@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from utils.plots import layout
+from utils.plots import inputs, layout
 
 _PALETTE = [
     *plotly.colors.qualitative.Plotly,
@@ -58,6 +58,10 @@ def plot_features_in_Nd_discrete(
         subplot_titles: one title per instance (default "instance k").
         panel_height: pixels of each panel's plot area; the width follows the page.
     """
+    W1, W2 = inputs.weights(W1, "W1"), inputs.weights(W2, "W2")
+    legend_names = inputs.labels(legend_names, "legend_names")
+    subplot_titles = inputs.labels(subplot_titles, "subplot_titles")
+    n_cols = inputs.optional_count(n_cols, "n_cols")
     W1 = _as_weights(W1, "W1", "(inst, d_hidden, feats)")
     W2 = _as_weights(W2, "W2", "(inst, feats, d_hidden)")
     n_inst, d_hidden, n_features = W1.shape
@@ -74,8 +78,6 @@ def plot_features_in_Nd_discrete(
         raise ValueError(f"subplot_titles needs one title per instance ({n_inst}), got {len(titles)}")
 
     n_cols = min(n_inst, 3) if n_cols is None else n_cols
-    if not (isinstance(n_cols, int) and n_cols >= 1):
-        raise ValueError(f"n_cols must be a positive integer, got {n_cols!r}")
     n_blocks = -(-n_inst // n_cols)
     left, right, gap = 70, 20, 30
     width = max(layout.NARROWEST, left + right + n_cols * 150 + (n_cols - 1) * gap)

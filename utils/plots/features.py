@@ -15,7 +15,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from utils import metrics
-from utils.plots import layout
+from utils.plots import inputs, layout
 from utils.plots.neurons import neuron_bar_traces
 
 FEATURE_COLOURS = qualitative.Plotly
@@ -129,6 +129,9 @@ def plot_features_in_2d(
         n_cols: panels per row (default: up to 4).
         panel_height: pixels per row of panels (with its titles); the width follows the page.
     """
+    W, n_cols = inputs.weights(W), inputs.optional_count(n_cols, "n_cols")
+    subplot_titles = inputs.labels(subplot_titles, "subplot_titles")
+    feature_names, colours = inputs.labels(feature_names, "feature_names"), inputs.labels(colours, "colours")
     W = _weights(W, d_hidden=2)
     n_inst, _, n_feats = W.shape
     titles = _titles(subplot_titles, n_inst)
@@ -201,6 +204,8 @@ def plot_features_in_Nd(
         height: pixels per row of instances (wider pages keep it; more instances than `n_cols` add rows).
         n_cols: instances per row (default: up to 4).
     """
+    W, subplot_titles = inputs.weights(W), inputs.labels(subplot_titles, "subplot_titles")
+    n_cols = inputs.optional_count(n_cols, "n_cols")
     if matrix not in ("WtW", "W"):
         raise ValueError(f'matrix must be "WtW" or "W", got {matrix!r}')
     W = _weights(W)
@@ -217,8 +222,6 @@ def plot_features_in_Nd(
         x_title, hover = "hidden dimension", "W[dim %{x}, feature %{y}] = %{z:.3f}<extra></extra>"
     limit = max(float(shown.abs().max()), 1e-6)
     n_cols = min(n_inst, 4) if n_cols is None else n_cols
-    if not (isinstance(n_cols, int) and n_cols >= 1):
-        raise ValueError(f"n_cols must be a positive integer, got {n_cols!r}")
     n_blocks = math.ceil(n_inst / n_cols)
     label = layout.text_width(str(max(n_feats, d_hidden) - 1), layout.TICK_SIZE)
     left, right, gap = 60, 80, label + 16  # each panel's own tick labels sit in the gap
@@ -307,6 +310,7 @@ def plot_cosine_similarities(
         order: "given" or "grouped" (features sharing directions next to each other), as in
             `plot_features_in_Nd`.
     """
+    W, subplot_titles = inputs.weights(W), inputs.labels(subplot_titles, "subplot_titles")
     W = _weights(W)
     n_inst, _, n_feats = W.shape
     titles = _titles(subplot_titles, n_inst)
@@ -353,6 +357,7 @@ def plot_feature_geometry(
         feature_probability: `(inst,)` the probability 1 - S that a feature is active in each instance;
             the horizontal axis is 1 / (1 - S), on a log scale.
     """
+    W, feature_probability = inputs.weights(W), inputs.tensor(feature_probability, "feature_probability")
     W = _weights(W)
     n_inst, _, n_feats = W.shape
     p = torch.as_tensor(feature_probability, dtype=torch.float64).detach().cpu().flatten()
