@@ -77,8 +77,8 @@ def test_the_book_renderer_gives_a_figure_its_minimum_width_and_a_box_that_scrol
     html = BookRenderer().to_mimebundle(fig.to_dict())["text/html"]
     assert html.startswith('<div class="plotly-figure" style="overflow-x:auto; overflow-y:hidden;">')
     assert "min-width:480px" in html and "height:300px" in html
-    plain = BookRenderer().to_mimebundle(go.Figure(go.Scatter(y=[1])).to_dict())["text/html"]
-    assert "min-width" not in plain
+    animated = go.Figure(go.Scatter(y=[1]), frames=[go.Frame(data=[go.Scatter(y=[2])])])
+    assert "min-width" not in BookRenderer().to_mimebundle(animated.to_dict())["text/html"]  # left as it is
 
 
 def every_figure():
@@ -107,7 +107,44 @@ def every_figure():
         "response": plots.plot_response_curves(torch.linspace(-1, 1, 5), torch.rand(5, 3)),
         "matrices": plots.plot_matrices({"A": torch.eye(3), "B": -torch.eye(3)}),
         "decomposition": plots.plot_error_decomposition(x, x),
+        "weight heatmaps": plots.plot_weight_heatmaps(torch.randn(4, 30), torch.randn(30, 4)),
+        "cosine distribution": plots.plot_cosine_distribution({"a": torch.rand(20), "b": -torch.rand(20)}),
+        "frame spectra": plots.plot_frame_spectra({"a": torch.rand(12)}, torch.rand(5, 12)),
+        "error parts": plots.plot_error_parts({"a": torch.rand(12), "b": torch.rand(12)}),
     }
+
+
+def test_every_public_figure_function_lays_itself_out():
+    """Each `plot_*` function of `utils.plots` calls `layout.frame` (new figures too: this finds them by
+    name, so a function added without a layout fails here, and in the book gets `layout.fallback`)."""
+    import ast
+    import inspect
+
+    missing = []
+    for name in dir(plots):
+        function = getattr(plots, name)
+        if name.startswith("plot_") and inspect.isfunction(function):
+            calls = [node.func for node in ast.walk(ast.parse(inspect.getsource(function))) if isinstance(node, ast.Call)]
+            if not any(isinstance(f, ast.Attribute) and f.attr == "frame" for f in calls):
+                missing.append(name)
+    assert not missing, f"these figure functions do not lay themselves out (layout.frame): {missing}"
+    assert len([name for name in dir(plots) if name.startswith("plot_")]) >= len(every_figure())
+
+
+def test_a_figure_no_function_laid_out_gets_the_fallback_in_the_book():
+    fig = go.Figure(layout=dict(height=400, title="A long title that will not fit on one line of a phone's text column"))
+    for k in range(3):
+        fig.add_trace(go.Scatter(y=[k, k + 1], name=f"a trace named {k}"))
+    html = BookRenderer().to_mimebundle(fig.to_dict())["text/html"]
+    assert f"min-width:{layout.NARROWEST}px" in html and layout.FONT in html
+    laid = layout.fallback(go.Figure(fig))
+    (title,) = [a for a in laid.layout.annotations if a.name == "title"]
+    assert "<br>" in title.text and layout.text_width(title.text, layout.TITLE_SIZE) <= layout.NARROWEST
+    assert laid.layout.legend.orientation == "h" and laid.layout.legend.yanchor == "top"
+    assert laid.layout.legend.y < laid.layout.margin.b / laid.layout.height  # below the plot area
+    assert not laid.layout.title.text
+    height, n_annotations = laid.layout.height, len(laid.layout.annotations)
+    assert layout.fallback(laid) is laid and (laid.layout.height, len(laid.layout.annotations)) == (height, n_annotations)
 
 
 def test_every_figure_is_laid_out_for_a_minimum_width_in_a_named_font():

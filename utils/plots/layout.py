@@ -34,9 +34,9 @@ _ARIAL = dict(zip(
     " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~",
     [278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278] + [556] * 10
     + [278, 278, 584, 584, 584, 556, 1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778,
-       667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556, 333, 556, 556, 500, 556, 556, 278,
-       556, 556, 222, 222, 500, 222, 833, 556, 556, 556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334,
-       584],
+       667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556, 333, 556, 556, 500, 556, 556,
+       278, 556, 556, 222, 222, 500, 222, 833, 556, 556, 556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334,
+       260, 334, 584],
 ))  # fmt: skip
 """Advance widths of Arial's printable ASCII characters, in thousandths of an em."""
 OTHER_CHARACTER = 650
@@ -127,7 +127,9 @@ def title_annotation(text: str, margin: dict) -> dict:
     )  # fmt: skip
 
 
-def legend_height(names: list[str], width: float, title: str | None = None, row_height: float = LEGEND_ROW_HEIGHT) -> float:
+def legend_height(
+    names: list[str], width: float, title: str | None = None, row_height: float = LEGEND_ROW_HEIGHT
+) -> float:
     """The height in px of a horizontal legend of `names` in rows `width` px wide (plotly puts the
     items of a wrapping legend in columns as wide as its widest item)."""
     item = LEGEND_SYMBOL_WIDTH + max(text_width(name, LEGEND_SIZE) for name in names)
@@ -198,7 +200,8 @@ def log_ticks(low: float, high: float, fit: int = 6) -> dict:
         values = powers[:: math.ceil(len(powers) / fit)]
     if len(powers) < 2 and len(values) < 3:  # within a decade: a linear step of 1, 2 or 5 times a power of ten
         step = (high - low) / max(2, fit - 1)
-        step = min(m * 10.0 ** math.floor(math.log10(step)) for m in (1, 2, 5, 10) if m * 10.0 ** math.floor(math.log10(step)) >= step)
+        power = 10.0 ** math.floor(math.log10(step))
+        step = min(m * power for m in (1, 2, 5, 10) if m * power >= step)
         values = inside(k * step for k in range(math.ceil(low / step), math.floor(high / step) + 1))
     if len(values) < 2:
         values = [low, high]
@@ -233,7 +236,12 @@ def frame(
     big = any(isinstance(size, (int, float)) and size > 10 for size in sizes)
     row_height = LEGEND_ROW_HEIGHT + (8 if big else 0)  # large markers make taller legend rows
     legend = legend_height(legend_names, width - 20, legend_title, row_height) if legend_names else 0.0
-    margin = dict(t=math.ceil(text_height + top + (16 if text_height else 10)), b=math.ceil(bottom + legend + (16 if legend else 6)), l=left, r=right)
+    margin = dict(
+        t=math.ceil(text_height + top + (16 if text_height else 10)),
+        b=math.ceil(bottom + legend + (16 if legend else 6)),
+        l=left,
+        r=right,
+    )
     height = round(margin["t"] + plot_height + margin["b"])
     fig.update_layout(height=height, margin=margin, font=dict(family=FONT))
     if text:
@@ -312,3 +320,34 @@ def column_y_title(fig: go.Figure, text: str, bottom: float, top: float, shift: 
         text=text, x=0, y=(bottom + top) / 2, xref="paper", yref="paper", xanchor="right", yanchor="middle",
         xshift=-shift, textangle=-90, showarrow=False, font=dict(size=AXIS_TITLE_SIZE),
     )  # fmt: skip
+
+
+def fallback(fig: go.Figure) -> go.Figure:
+    """Lay out, in place, a figure its function did not lay out (no minimum width recorded): the named
+    font, the title wrapped at the top left, panel titles wrapped to their panel, the legend below the
+    plot area, a minimum width of about 200 px per column of panels (at least `NARROWEST`). The book's
+    renderer applies it to every figure without a minimum width, so no figure reaches the page
+    unprepared; animations are left as they are (their frames carry their own layout). Returns `fig`.
+    """
+    if min_width(fig) is not None or fig.frames:
+        return fig
+    axes = fig.to_plotly_json().get("layout", {})
+    domains = {tuple(value.get("domain", (0, 1))) for key, value in axes.items() if re.fullmatch(r"xaxis\d*", key)}
+    n_cols = max(1, len(domains))
+    width = max(NARROWEST, min(ROOMY, 90 + n_cols * 200 + (n_cols - 1) * 30))
+    panel = (width - 90 - (n_cols - 1) * 30) / n_cols
+    title = fig.layout.title.text
+    fig.update_layout(title=dict(text=None))
+    top_titles = []
+    for annotation in fig.layout.annotations:
+        above_a_panel = annotation.xref == "paper" and annotation.yanchor == "bottom" and not annotation.showarrow
+        if annotation.text and above_a_panel:
+            annotation.text = wrap(annotation.text, panel - 6, annotation.font.size or PANEL_TITLE_SIZE)
+            if annotation.y is not None and annotation.y >= 0.99:
+                top_titles.append(annotation.text)
+    names = legend_entries(fig)
+    shown = fig.layout.showlegend is True or (fig.layout.showlegend is None and len(names) > 1)
+    plot_height = max(160, (fig.layout.height or 450) - CHROME)
+    frame(fig, title, width, plot_height, top=titles_height(top_titles) if top_titles else 0.0,
+          legend_names=names if shown and names else None)
+    return fig
