@@ -2,9 +2,10 @@
 Playwright): finding the browser, serving a folder on localhost, keeping every request on the
 machine, and reading the text of plotly figures (which strings collide, which are cut off).
 
-Screenshots go to `SCREENSHOTS`. `figure_text_problems(page)` is the layout check of the book's figures: for every plotly figure on a
-page, the pairs of visible SVG text elements whose boxes overlap by more than `OVERLAP_PX` in both
-directions, and the text that reaches outside the figure's own box (SVG clips it there).
+Screenshots go to `SCREENSHOTS`. `figure_text_problems(page)` is the layout check of the book's
+figures: for every plotly figure on a page, the pairs of visible SVG text elements whose boxes
+overlap by more than `OVERLAP_PX` in both directions, and the text that reaches outside the
+figure's own box (SVG clips it there).
 """
 
 from __future__ import annotations
@@ -144,5 +145,8 @@ def describe(figure: dict) -> str:
     """A figure's problems in words, for an assertion message."""
     name = f'figure {figure["index"] + 1} "{figure["title"][:70]}" ({figure["width"]} px wide)'
     lines = [f"  {a!r} overlaps {b!r} by {x} x {y} px" for a, b, x, y in figure["overlaps"]]
-    lines += [f"  {text!r} is cut off (left {l}, right {r}, top {t}, bottom {b} px inside)" for text, l, r, t, b in figure["clipped"]]
+    lines += [
+        f"  {text!r} is cut off (left {left}, right {right}, top {top}, bottom {bottom} px inside)"
+        for text, left, right, top, bottom in figure["clipped"]
+    ]
     return "\n".join([name, *lines])

@@ -74,7 +74,8 @@ def layouts(browser):
             if width == SCREENSHOT_WIDTH:
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 # the theme's sticky header would cover the top of a figure taller than the window
-                page.add_style_tag(content=".bd-header, .bd-header-article, .skip-link { visibility: hidden !important; }")
+                hidden = ".bd-header, .bd-header-article, .skip-link { visibility: hidden !important; }"
+                page.add_style_tag(content=hidden)
                 stem = CHAPTER.match(page_name)["name"]
                 for old in SCREENSHOTS.glob(f"{stem}-figure-*.png"):
                     old.unlink()
@@ -95,7 +96,8 @@ def test_no_figure_text_overlaps_or_is_cut_off(layouts, page_name, width):
     assert figures, f"{page_name} has no plotly figure"
     bad = [figure for figure in figures if figure["overlaps"] or figure["clipped"]]
     report = "\n".join(describe(figure) for figure in bad)
-    assert not bad, f"{page_name} at a {width} px window: {len(bad)} of {len(figures)} figures have colliding or cut-off text\n{report}"
+    summary = f"{page_name} at a {width} px window: {len(bad)} of {len(figures)} figures have colliding or cut-off text"
+    assert not bad, f"{summary}\n{report}"
 
 
 @pytest.mark.parametrize("page_name", CHAPTERS)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import plotly
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 import torch
 from plotly.subplots import make_subplots
@@ -27,7 +28,9 @@ def colliding() -> go.Figure:
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
     fig.add_annotation(x=0.5, y=0.5, text="alpha label", showarrow=False)
     fig.add_annotation(x=0.5, y=0.5, text="beta label", showarrow=False, yshift=4)
-    fig.add_annotation(x=1, y=1, xref="paper", yref="paper", xanchor="left", text="a label that runs off the edge", showarrow=False)
+    fig.add_annotation(
+        x=1, y=1, xref="paper", yref="paper", xanchor="left", text="a label that runs off the edge", showarrow=False
+    )
     fig.update_layout(height=300, margin=dict(r=20), meta=dict(title="built to collide"))
     return fig
 
@@ -43,15 +46,21 @@ def crowded_panels() -> go.Figure:
 
 @pytest.fixture(scope="module")
 def problems(tmp_path_factory):
-    """The check's records for: a clean library figure, `colliding()` and `crowded_panels()`, drawn 420 px wide."""
+    """The check's records, 420 px wide, for: a clean library figure, `colliding()` and `crowded_panels()`
+    drawn as plotly draws them (not through the book's renderer, which would lay them out), and
+    `crowded_panels()` through the book's renderer (`layout.fallback`)."""
     path = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp("page")
     shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", root / "plotly.min.js")
     x = torch.arange(1.0, 6.0)
-    figures = [plot_curves(x, {"squares": x**2}, title="A clean figure"), colliding(), crowded_panels()]
-    body = "".join(BookRenderer().to_mimebundle(fig.to_dict())["text/html"] for fig in figures)
+    book = BookRenderer()
+    body = "".join([
+        book.to_mimebundle(plot_curves(x, {"squares": x**2}, title="A clean figure").to_dict())["text/html"],
+        *(pio.to_html(fig, include_plotlyjs=False, full_html=False) for fig in (colliding(), crowded_panels())),
+        book.to_mimebundle(crowded_panels().to_dict())["text/html"],
+    ])
     (root / "index.html").write_text(
         f'<!doctype html><html><head><meta charset="utf-8"><script src="plotly.min.js"></script></head>'
         f'<body><div style="width:420px">{body}</div></body></html>'
@@ -89,3 +98,9 @@ def test_subplot_titles_running_into_each_other_are_found(problems):
     pairs = {tuple(pair[:2]) for pair in problems[2]["overlaps"]}
     assert ("hierarchical, p1 = 0.0", "hierarchical, p1 = 0.1") in pairs
     assert ("hierarchical, p1 = 0.1", "hierarchical, p1 = 0.2") in pairs
+
+
+def test_the_book_renderer_lays_out_a_crowded_figure_no_function_laid_out(problems):
+    laid_out = problems[3]
+    assert laid_out["texts"] >= 3 + 3 * 4  # the three titles and the ticks of three panels
+    assert laid_out["overlaps"] == [] and laid_out["clipped"] == []

@@ -124,7 +124,8 @@ def test_every_public_figure_function_lays_itself_out():
     for name in dir(plots):
         function = getattr(plots, name)
         if name.startswith("plot_") and inspect.isfunction(function):
-            calls = [node.func for node in ast.walk(ast.parse(inspect.getsource(function))) if isinstance(node, ast.Call)]
+            tree = ast.parse(inspect.getsource(function))
+            calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
             if not any(isinstance(f, ast.Attribute) and f.attr == "frame" for f in calls):
                 missing.append(name)
     assert not missing, f"these figure functions do not lay themselves out (layout.frame): {missing}"
@@ -132,7 +133,7 @@ def test_every_public_figure_function_lays_itself_out():
 
 
 def test_a_figure_no_function_laid_out_gets_the_fallback_in_the_book():
-    fig = go.Figure(layout=dict(height=400, title="A long title that will not fit on one line of a phone's text column"))
+    fig = go.Figure(layout=dict(height=400, title="A long title that will not fit on one line of a phone's column"))
     for k in range(3):
         fig.add_trace(go.Scatter(y=[k, k + 1], name=f"a trace named {k}"))
     html = BookRenderer().to_mimebundle(fig.to_dict())["text/html"]
@@ -144,7 +145,8 @@ def test_a_figure_no_function_laid_out_gets_the_fallback_in_the_book():
     assert laid.layout.legend.y < laid.layout.margin.b / laid.layout.height  # below the plot area
     assert not laid.layout.title.text
     height, n_annotations = laid.layout.height, len(laid.layout.annotations)
-    assert layout.fallback(laid) is laid and (laid.layout.height, len(laid.layout.annotations)) == (height, n_annotations)
+    assert layout.fallback(laid) is laid
+    assert (laid.layout.height, len(laid.layout.annotations)) == (height, n_annotations)
 
 
 def test_every_figure_is_laid_out_for_a_minimum_width_in_a_named_font():
@@ -207,7 +209,8 @@ def test_the_dashboard_panel_holds_every_frame_s_arrows(dashboard):
     assert tips and low < min(tips) and max(tips) < high
     # in this run the W arrow reaches well below every point (the data lie in [0, 1]², the ReLU's
     # outputs are >= 0): a range fitted to the points alone would cut it off
-    points = [v for frame in fig.frames for trace in frame.data if trace.name == "outputs x'" for v in (*trace.x, *trace.y)]
+    outputs = [trace for frame in fig.frames for trace in frame.data if trace.name == "outputs x'"]
+    points = [v for trace in outputs for v in (*trace.x, *trace.y)]
     assert min(tips) < min(min(points), float(x.min())) - 0.3
 
 
