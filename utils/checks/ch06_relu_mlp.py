@@ -38,7 +38,7 @@ def check_relu_mlp(cls) -> None:
     if torch.allclose(out.detach(), torch.relu(expected), atol=1e-5) and (expected < -1e-4).any():
         raise AssertionError("forward(x) is never negative: this model has no ReLU on its output, y = W_out h (its target ReLU(x) is not applied to y)")
     assert_close(out.detach(), expected, "forward(x)", "(batch, inst, feats)",
-                 hint="y = W_out ReLU(W_in x) with W_in: (inst, d_hidden, feats) and W_out: (inst, feats, d_hidden), no biases")
+                 rule="y = W_out ReLU(W_in x) with W_in: (inst, d_hidden, feats) and W_out: (inst, feats, d_hidden), no biases")
     if not out.requires_grad:
         raise AssertionError("forward(x) carries no gradient: do not detach the weights or wrap the forward pass in torch.no_grad()")
 
@@ -59,7 +59,7 @@ def check_relu_mlp(cls) -> None:
         if torch.allclose(loss.detach(), wrong, rtol=1e-4, atol=1e-7) and not torch.allclose(wrong, expected, rtol=1e-4, atol=1e-7):
             raise AssertionError(f"loss_per_instance {message}")
     assert_close(loss.detach(), expected, "loss_per_instance", "(inst,)",
-                 hint="mean over batch and features of importance · |out - ReLU(x)|^p, with p = self.loss_power[instance]")
+                 rule="mean over batch and features of importance · |out - ReLU(x)|^p, with p = self.loss_power[instance]")
     model.zero_grad(set_to_none=True)
     trained = call_learner("loss_per_instance", model.loss_per_instance, model(x), x)
     if trained.requires_grad:
@@ -100,7 +100,7 @@ def check_two_measures(two_measures) -> None:
                 raise AssertionError(message)
         if power == 3.0 and torch.allclose(full, ((y - torch.relu(x)) ** 3).mean(dim=(0, 2)), rtol=1e-4):
             raise AssertionError("full raises the signed error to the power; use |y - ReLU(x)|^power")
-        assert_close(full, expected_full, "full", "(inst,)", rtol=1e-4, hint="the mean of |y - ReLU(x)|^power over the batch and every output")
+        assert_close(full, expected_full, "full", "(inst,)", rtol=1e-4, rule="the mean of |y - ReLU(x)|^power over the batch and every output")
         per_active_mistakes = {
             "per_active averages over every sample; it should average only over the samples in which that feature is active": error.mean(dim=0),
             "per_active counts a feature as active when x > 0; it is active whenever x != 0 (values are uniform on [-1, 1])": (error * (x > 0)).sum(dim=0) / (x > 0).sum(dim=0).clamp_min(1),
@@ -109,5 +109,5 @@ def check_two_measures(two_measures) -> None:
             if torch.allclose(per_active, wrong, rtol=1e-4) and not torch.allclose(wrong, expected_per_active, rtol=1e-4):
                 raise AssertionError(message)
         assert_close(per_active, expected_per_active, "per_active", "(inst, feats)", rtol=1e-4,
-                     hint="for each (instance, feature), the mean of |y - ReLU(x)|^power over the samples where that feature's x is not 0")
+                     rule="for each (instance, feature), the mean of |y - ReLU(x)|^power over the samples where that feature's x is not 0")
     passed("two_measures")
