@@ -30,6 +30,8 @@ from jupyter_cache.executors.utils import create_cache_bundle
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
+from utils.plots.renderer import BOOK_BUILD_ENV
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path("_build") / ".jupyter_cache"
 """Where myst-nb looks for the cache by default (`<build folder>/.jupyter_cache`)."""
@@ -53,7 +55,8 @@ def execute_into_cache(root: Path, jobs: int, timeout: int = 900) -> dict[Path, 
     records = [cache.add_nb_to_project(str(path)) for path in toc_notebooks(root)]
 
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    # figures render for the book (utils.plots.renderer), as in the kernels the build itself would start
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, BOOK_BUILD_ENV: "1"}
 
     def run(record) -> tuple[Path, float | str]:
         project_nb = cache.get_project_notebook(record.pk)
