@@ -111,6 +111,16 @@ def every_figure():
         "cosine distribution": plots.plot_cosine_distribution({"a": torch.rand(20), "b": -torch.rand(20)}),
         "frame spectra": plots.plot_frame_spectra({"a": torch.rand(12)}, torch.rand(5, 12)),
         "error parts": plots.plot_error_parts({"a": torch.rand(12), "b": torch.rand(12)}),
+        "phase with boundaries": plots.plot_phase_with_boundaries(
+            grid, grid, grid, torch.logspace(-1, 1, 4), torch.logspace(-2, 0, 3),
+            boundaries={"a curve": (torch.logspace(-1, 1, 5), torch.full((5,), 0.1))}, marks=grid > 0.5,
+        ),  # fmt: skip
+        "cell values": plots.plot_cell_values(grid[0], torch.logspace(-1, 1, 4), torch.logspace(-2, 0, 3)),
+        "curves and points": plots.plot_curves_and_points(x, {"a": x}, {"b": (x[:2], x[:2])}, log_y=True),
+        "regimes": plots.plot_regime_diagram(
+            torch.randint(0, 4, (2, 3, 4), generator=generator), grid, torch.logspace(-1, 1, 4),
+            torch.logspace(-2, 0, 3), ("dropped", "own dimension", "antipodal", "same sign"),
+        ),  # fmt: skip
     }
 
 
