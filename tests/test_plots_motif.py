@@ -55,13 +55,3 @@ def test_trace_plot_stacks_the_parts_of_output_j():
     assert fig.layout.barmode == "relative"
     with pytest.raises(ValueError, match="make it with utils.motif.trace_motif"):
         plots.plot_motif_trace(trace.drop(columns=["pre_j"]))
-
-
-def test_ablation_plot_has_three_boxes():
-    model = motif.model_with_weights(*motif.hand_built_motif(), feature_probability=0.3)
-    results = motif.ablation_study(model, motif.find_motifs(model.W1, model.W2), batch_size=256, n_controls=2)
-    fig = plots.plot_ablation(results)
-    assert [t.name for t in fig.data] == ["intact", "inhibitors removed", "random other neurons removed"]
-    assert fig.data[1].y[0] > 0.5 > fig.data[0].y[0]
-    with pytest.raises(ValueError, match="make them with utils.motif.ablation_study"):
-        plots.plot_ablation(results.drop(columns=["loss, control"]))

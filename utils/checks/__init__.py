@@ -16,3 +16,4 @@ from utils.checks.ch04 import check_hierarchical_batch, check_phase_metrics, che
 from utils.checks.ch05 import check_neuron_computation_model, check_neuron_model
 from utils.checks.ch06 import check_gains_and_leaks
 from utils.checks.ch07 import check_detect_motif, check_leak_and_inhibition
+from utils.checks.ch07_readout import check_linear_output_model

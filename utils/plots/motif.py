@@ -1,5 +1,6 @@
 """Figures for the asymmetric superposition motif (chapter 7): weight distributions, the asymmetry of
-shared neurons, how often the motif appears, its traced mechanism, and the ablation test."""
+shared neurons, how often the motif appears, and its traced mechanism (the ablation and its control
+are in `utils.plots.motif_controls`)."""
 
 from __future__ import annotations
 
@@ -181,24 +182,4 @@ def plot_motif_trace(trace: pd.DataFrame, title: str | None = None) -> go.Figure
             )
     fig.update_layout(barmode="relative", title=title, height=440)
     fig.update_yaxes(zeroline=True, zerolinecolor="black")
-    return fig
-
-
-def plot_ablation(results: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Loss on "only x_i active" inputs for each detected motif: intact, without its inhibitors, and
-    without as many other neurons chosen at random (from `utils.motif.ablation_study`); log scale."""
-    columns = ("loss intact", "loss without inhibitors", "loss, control")
-    if missing := set(columns) - set(results.columns):
-        raise ValueError(f"results lack the columns {sorted(missing)}; make them with utils.motif.ablation_study")
-    names = ("intact", "inhibitors removed", "random other neurons removed")
-    fig = go.Figure()
-    for column, name, colour in zip(columns, names, ("#00CC96", "#EF553B", "#636EFA")):
-        fig.add_trace(
-            go.Box(y=results[column].clip(lower=1e-6), name=name, boxpoints="all", jitter=0.4, pointpos=0,
-                   marker=dict(color=colour, size=4), line=dict(color=colour),
-                   customdata=results["instance"], hovertemplate="instance %{customdata}<br>loss %{y:.3g}<extra></extra>")
-        )
-    fig.update_layout(title=title, yaxis_title="loss on inputs with only x_i active (log scale)", height=440,
-                      showlegend=False)
-    fig.update_yaxes(type="log")
     return fig
