@@ -1,4 +1,5 @@
-"""Chapter 3's checks pass the reference and catch planted mistakes with the right message."""
+"""Chapter 3's checks accept correct answers written in several ways and reject planted mistakes, each
+with a message that names it. The mistakes are written from the exercise text, as a learner would make them."""
 
 import pytest
 import torch
@@ -6,15 +7,48 @@ import torch
 from utils import checks, metrics
 from utils.data import AnticorrelatedPairs, CorrelatedPairs
 
+# --- exercise 3.1: dimensionality ------------------------------------------------------------------
 
-def test_dimensionality_reference_passes(capsys):
-    checks.check_dimensionality(metrics.dimensionality)
-    checks.check_dims_per_feature(metrics.dims_per_feature)
-    assert capsys.readouterr().out.count("all checks passed") == 2
+
+def dimensionality_loop(W):
+    n_inst, _, n_features = W.shape
+    D = torch.zeros(n_inst, n_features)
+    for k in range(n_inst):
+        for i in range(n_features):
+            norm = W[k, :, i].norm()
+            if norm == 0:
+                continue
+            unit = W[k, :, i] / norm
+            D[k, i] = norm**2 / sum((unit @ W[k, :, j]) ** 2 for j in range(n_features))
+    return D
+
+
+def dimensionality_nan_to_num(W):
+    norms = W.norm(dim=1)
+    overlaps = torch.einsum("khi,khj->kij", W / norms[:, None, :], W)
+    return torch.nan_to_num(norms**2 / (overlaps**2).sum(-1), nan=0.0)
+
+
+def dimensionality_cosines(W):
+    """D_i = 1 / Σ_j cos²(i, j) ‖W_j‖² / ‖W_i‖², written with the cosine similarities."""
+    cosine = metrics.cosine_similarities(W)  # (inst, feats, feats)
+    norms = W.norm(dim=1)
+    ratio = (norms[:, None, :] / norms[:, :, None].clamp_min(1e-8)) ** 2
+    return torch.where(norms > 0, 1 / (cosine**2 * ratio).sum(-1).clamp_min(1e-8), 0.0)
+
+
+@pytest.mark.parametrize("correct", [metrics.dimensionality, dimensionality_loop, dimensionality_nan_to_num, dimensionality_cosines])
+def test_dimensionality_check_accepts(correct, capsys):
+    assert checks.check_dimensionality(correct) is correct
+    assert "dimensionality: all checks passed" in capsys.readouterr().out
 
 
 def unit(W):
-    return W / W.norm(dim=1, keepdim=True)
+    return W / W.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+
+def guarded(numerator, denominator):
+    return numerator / denominator.clamp_min(1e-8)
 
 
 def mutating(W):
@@ -25,33 +59,70 @@ def mutating(W):
 @pytest.mark.parametrize(
     "fn, message",
     [
-        (lambda W: W.norm(dim=1) ** 2 / (torch.einsum("khi,khj->kij", W, W) ** 2).sum(-1).clamp_min(1e-8), "unit vector"),
-        (lambda W: W.norm(dim=1) ** 2 / (torch.einsum("khi,khj->kij", unit(W), W) ** 2).sum(-1), "NaN"),
+        (lambda W: guarded(W.norm(dim=1) ** 2, (torch.einsum("khi,khj->kij", W, W) ** 2).sum(-1)), "Likely cause: the denominator uses W_i · W_j"),
         (
-            lambda W: W.norm(dim=1) ** 2
-            / ((metrics.overlaps(W) ** 2).sum(-1) - W.norm(dim=1) ** 2).clamp_min(1e-8),
-            "include j = i",
+            lambda W: guarded(W.norm(dim=1) ** 2, (metrics.overlaps(W) ** 2).sum(-1) - W.norm(dim=1) ** 2),
+            "Likely cause: the denominator leaves out j = i",
         ),
-        (lambda W: metrics.dimensionality(W).T, "shape"),
+        (lambda W: guarded(W.norm(dim=1), (torch.einsum("khi,khj->kij", unit(W), W) ** 2).sum(-1)), r"the numerator is ‖W_i‖, not ‖W_i‖²"),
+        (lambda W: guarded(W.norm(dim=1) ** 2, torch.einsum("khi,khj->kij", unit(W), W).abs().sum(-1)), "the overlaps are not squared"),
+        # structure: unlearned features, instances mixed, input modified
+        (lambda W: W.norm(dim=1) ** 2 / (torch.einsum("khi,khj->kij", W / W.norm(dim=1, keepdim=True), W) ** 2).sum(-1), "NaN or infinite for unlearned features"),
+        (lambda W: torch.where(W.norm(dim=1) > 0, metrics.dimensionality(W), 1.0), "unlearned features \\(zero columns\\) get 1"),
+        (
+            lambda W: guarded(W.norm(dim=1) ** 2, ((torch.einsum("khi,lhj->kij", unit(W), W) / W.shape[0]) ** 2).sum(-1)),
+            "the overlaps mix instances",
+        ),
         (mutating, "modified its input"),
+        (lambda W: metrics.dimensionality(W).T, r"has shape \(6, 4\); expected \(inst, feats\) = \(4, 6\)"),
     ],
 )
-def test_dimensionality_catches_mistakes(fn, message):
+def test_dimensionality_check_rejects(fn, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_dimensionality(fn)
+
+
+# --- exercise 3.2: dims_per_feature ----------------------------------------------------------------
+
+
+def dims_per_feature_loop(W):
+    return torch.stack([W.shape[1] / (W[k] ** 2).sum() for k in range(W.shape[0])])
+
+
+@pytest.mark.parametrize(
+    "correct",
+    [
+        metrics.dims_per_feature,
+        dims_per_feature_loop,
+        lambda W: W.shape[1] / torch.linalg.matrix_norm(W) ** 2,
+        lambda W: W.shape[1] / W.flatten(1).norm(dim=1) ** 2,
+    ],
+)
+def test_dims_per_feature_check_accepts(correct, capsys):
+    assert checks.check_dims_per_feature(correct) is correct
+    assert "dims_per_feature: all checks passed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "fn, message",
     [
-        (lambda W: W.shape[1] / W.pow(2).sum(dim=(1, 2)).sqrt(), "squared"),
-        (lambda W: W.shape[2] / W.pow(2).sum(dim=(1, 2)), "d_hidden"),
-        (lambda W: W.shape[1] / W.pow(2).sum(dim=(1, 2), keepdim=True), "shape"),
+        (lambda W: W.shape[1] / W.pow(2).sum(dim=(1, 2)).sqrt(), "Likely cause: it divides by ‖W‖_F"),
+        (lambda W: W.shape[2] / W.pow(2).sum(dim=(1, 2)), "the numerator is the number of features"),
+        (lambda W: W.pow(2).sum(dim=(1, 2)) / W.shape[1], "it is inverted"),
+        (lambda W: W.shape[1] / W.pow(2).mean(dim=(1, 2)), "a mean of squares"),
+        # structure: instances summed together, or one instance for all
+        (lambda W: (W.shape[1] / W.pow(2).sum()).expand(W.shape[0]), "summed over every instance at once"),
+        (lambda W: (W.shape[1] / W[0].pow(2).sum()).expand(W.shape[0]), "every instance uses instance 0's weights"),
+        (lambda W: W.shape[1] / W.pow(2).sum(dim=(1, 2), keepdim=True), r"shape \(3, 1, 1\)"),
+        (lambda W: float(W.shape[1] / W.pow(2).sum()), "should be a torch.Tensor, got float"),
     ],
 )
-def test_dims_per_feature_catches_mistakes(fn, message):
+def test_dims_per_feature_check_rejects(fn, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_dims_per_feature(fn)
+
+
+# --- exercises 3.3 and 3.4: correlated and anticorrelated pairs ------------------------------------
 
 
 def library_correlated(p, n):
@@ -62,10 +133,30 @@ def library_anticorrelated(p, n):
     return AnticorrelatedPairs(p).sample(n)
 
 
-def test_pair_generators_reference_passes(capsys):
-    checks.check_correlated_generator(library_correlated)
-    checks.check_anticorrelated_generator(library_anticorrelated)
-    assert capsys.readouterr().out.count("all checks passed") == 2
+def correlated_as_in_the_hint(p, n):
+    active = torch.rand(n, *p.shape, 1) < p[..., None]
+    return (active * torch.rand(n, *p.shape, 2)).flatten(-2)
+
+
+def correlated_loop(p, n):
+    n_inst, n_pairs = p.shape
+    batch = torch.zeros(n, n_inst, 2 * n_pairs)
+    for k in range(n_inst):
+        for pair in range(n_pairs):
+            on = torch.rand(n) < p[k, pair]
+            batch[:, k, 2 * pair] = torch.where(on, torch.rand(n), 0.0)
+            batch[:, k, 2 * pair + 1] = torch.where(on, torch.rand(n), 0.0)
+    return batch
+
+
+def correlated_float64(p, n):
+    return correlated_as_in_the_hint(p.double(), n).double()
+
+
+@pytest.mark.parametrize("correct", [library_correlated, correlated_as_in_the_hint, correlated_loop, correlated_float64])
+def test_correlated_check_accepts(correct, capsys):
+    assert checks.check_correlated_generator(correct) is correct
+    assert "generate_correlated_batch: all checks passed" in capsys.readouterr().out
 
 
 def independent(p, n):
@@ -73,43 +164,103 @@ def independent(p, n):
     return torch.where(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape), 0.0)
 
 
-def same_values(p, n):
-    active = torch.rand(n, *p.shape) < p
-    value = torch.rand(n, *p.shape)
-    return torch.where(active, value, 0.0).repeat_interleave(2, dim=-1)
-
-
-def anti_half_rate(p, n):
-    u = torch.rand(n, *p.shape)
-    first = torch.where(u < p / 2, torch.rand(n, *p.shape), 0.0)
-    second = torch.where((u >= p / 2) & (u < p), torch.rand(n, *p.shape), 0.0)
-    return torch.stack([first, second], -1).flatten(-2)
+def pairs_from(active, values):
+    """`active: (batch, inst, n_pairs)` and `values: (batch, inst, n_pairs, 2)` -> `(batch, inst, 2 n_pairs)`."""
+    return (active[..., None] * values).flatten(-2)
 
 
 @pytest.mark.parametrize(
     "fn, message",
     [
-        (independent, "active together"),
-        (same_values, "correlation"),
+        (independent, "one feature of a pair is active and the other not"),
+        # structure: the two values of a pair shared; one draw for every pair
+        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape, 1).expand(-1, -1, -1, 2)), "both features get one value draw"),
+        (
+            lambda p, n: pairs_from(torch.rand(n, p.shape[0], 1) < p, torch.rand(n, *p.shape, 2)),
+            r"pairs 0 and 1 of instance 0 are both active.*Likely cause: pairs 0 and 1 share one random draw",
+        ),
+        # distribution: the activity draw reused as the value, a constant value
+        (
+            lambda p, n: (lambda u: pairs_from(u < p, torch.stack([u, torch.rand_like(u)], -1)))(torch.rand(n, *p.shape)),
+            r"values of feature 0 in instance 0.*Likely cause: the value reuses the number u < p",
+        ),
+        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p, torch.full((n, *p.shape, 2), 0.5)), r"one of \{0.5\}"),
+        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape, 2) * 2 - 1), r"uniform on \[-1, 1\]"),
+        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p.repeat(1, 1)[:, [0, 0, 0]], torch.rand(n, *p.shape, 2)), "fraction of samples where feature 2"),
+        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p[:1], torch.rand(n, *p.shape, 2)), "every instance uses instance 0's probabilities"),
         (lambda p, n: library_correlated(p, n)[:, :1], "shape"),
-        (lambda p, n: library_correlated(p, n) * 2, "values in"),
-        (lambda p, n: library_correlated(p.sqrt(), n), "fraction of samples"),
+        (lambda p, n: library_correlated(p, n).bool(), "dtype torch.bool; expected floating-point"),
     ],
 )
-def test_correlated_check_catches_mistakes(fn, message):
+def test_correlated_check_rejects(fn, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_correlated_generator(fn)
+
+
+def anticorrelated_as_in_the_hint(p, n):
+    pair_active = torch.rand(n, *p.shape) < 2 * p
+    first = torch.rand(n, *p.shape) < 0.5
+    which = torch.stack([first, ~first], dim=-1)
+    return ((pair_active[..., None] & which) * torch.rand(n, *p.shape, 2)).flatten(-2)
+
+
+def anticorrelated_loop(p, n):
+    n_inst, n_pairs = p.shape
+    batch = torch.zeros(n, n_inst, 2 * n_pairs)
+    for k in range(n_inst):
+        for pair in range(n_pairs):
+            u = torch.rand(n)
+            batch[:, k, 2 * pair] = torch.where(u < p[k, pair], torch.rand(n), 0.0)
+            batch[:, k, 2 * pair + 1] = torch.where((u >= p[k, pair]) & (u < 2 * p[k, pair]), torch.rand(n), 0.0)
+    return batch
+
+
+@pytest.mark.parametrize("correct", [library_anticorrelated, anticorrelated_as_in_the_hint, anticorrelated_loop])
+def test_anticorrelated_check_accepts(correct, capsys):
+    assert checks.check_anticorrelated_generator(correct) is correct
+    assert "generate_anticorrelated_batch: all checks passed" in capsys.readouterr().out
+
+
+def anticorrelated(pair_active, first, values):
+    which = torch.stack([first, ~first], dim=-1)
+    return ((pair_active[..., None] & which) * values).flatten(-2)
 
 
 @pytest.mark.parametrize(
     "fn, message",
     [
         (independent, "never active together"),
-        (anti_half_rate, "marginal probability p"),
-        (lambda p, n: library_anticorrelated(p, n).double(), "dtype"),
-        (lambda p, n: library_anticorrelated(p, n) ** 2, "mean"),
+        (
+            lambda p, n: anticorrelated(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape) < 0.5, torch.rand(n, *p.shape, 2)),
+            "Likely cause: the pair is active with probability p and one of its features is picked with a fair coin",
+        ),
+        # structure: one draw or one coin for every pair
+        (
+            lambda p, n: anticorrelated(torch.rand(n, p.shape[0], 1) < 2 * p, torch.rand(n, *p.shape) < 0.5, torch.rand(n, *p.shape, 2)),
+            "Likely cause: pairs 0 and 1 share one random draw",
+        ),
+        (
+            lambda p, n: anticorrelated(torch.rand(n, *p.shape) < 2 * p, torch.rand(n, p.shape[0], 1).expand(-1, -1, p.shape[1]) < 0.5, torch.rand(n, *p.shape, 2)),
+            "Likely cause: one coin picks the feature for every pair",
+        ),
+        # distribution: the pair's draw reused as the value
+        (
+            lambda p, n: (lambda u: anticorrelated(u < 2 * p, torch.rand(n, *p.shape) < 0.5, u[..., None].expand(-1, -1, -1, 2)))(torch.rand(n, *p.shape)),
+            r"Likely cause: the value reuses the number u < 2p",
+        ),
+        (
+            lambda p, n: anticorrelated(torch.rand(n, *p.shape) < 2 * p, torch.rand(n, *p.shape) < 0.5, torch.full((n, *p.shape, 2), 0.5)),
+            r"one of \{0.5\}",
+        ),
+        (lambda p, n: anticorrelated(torch.rand(n, *p.shape) < 2 * p, torch.rand(n, *p.shape) < 0.8, torch.rand(n, *p.shape, 2)), "fraction of samples where feature 0"),
+        (lambda p, n: library_anticorrelated(p, n) ** 2, "the active values of feature 0 in instance 0"),
     ],
 )
-def test_anticorrelated_check_catches_mistakes(fn, message):
+def test_anticorrelated_check_rejects(fn, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_anticorrelated_generator(fn)
+
+
+def test_generator_checks_say_what_they_were_given():
+    with pytest.raises(AssertionError, match="pass the function `generate_correlated_batch` itself"):
+        checks.check_correlated_generator(library_correlated(torch.full((1, 1), 0.1), 5))

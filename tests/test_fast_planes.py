@@ -4,11 +4,10 @@ import threading
 
 import pytest
 import torch
+from fast_reference import reference_steps
 
 from utils.data import AnticorrelatedPairs, CorrelatedPairs, HierarchicalPairs, SparseUniform
 from utils.fast import planes, prefetch, trainer
-from utils.fast.adam import adam_update_
-from utils.fast.gradients import loss_and_gradients
 from utils.fast.laws import law_spec
 from utils.models import ToyModel, ToyModelConfig
 
@@ -22,34 +21,43 @@ LAWS = {
 
 @pytest.mark.parametrize("hidden", [1, 3])
 @pytest.mark.parametrize("law", list(LAWS))
-def test_plane_steps_equal_the_torch_step_over_uneven_blocks(law, hidden, monkeypatch):
-    # 10 instances in blocks of at most 4 (4, 4 and a narrower 2): each step equals the reference
-    # step (gradients.loss_and_gradients, then adam_update_) on the same uniforms.
+def test_plane_steps_equal_autograd_and_torch_adam_over_uneven_blocks(law, hidden, monkeypatch):
+    # 10 instances in blocks of at most 4 (4, 4 and a narrower 2): 20 steps with a changing learning
+    # rate and weight decay equal autograd through ToyModel with torch.optim.Adam on the same batches.
     monkeypatch.setattr(planes, "BLOCK", 4)
     data = LAWS[law](10)
     spec = law_spec(data)
     model = ToyModel(ToyModelConfig(10, data.n_features, hidden), data=data, importance=0.8, seed=1, device="cpu")
+    with torch.no_grad():
+        model.b_final.normal_(0, 0.3, generator=torch.Generator().manual_seed(0))  # some outputs below 0
     W, b = model.W.detach().clone(), model.b_final.detach().clone()
     chunk = planes.PlaneChunk(W, b, model.importance, spec.params, spec.transform, spec.n_uniforms, batch=32)
     assert chunk.width == 4
-    moments = [torch.zeros_like(t) for t in (W, W, b, b)]
     generator = torch.Generator().manual_seed(2)
-    for step in range(1, 21):
-        u = torch.rand(32, 10, spec.n_uniforms, generator=generator)
-        args = torch.tensor(3e-2), torch.tensor(step), torch.tensor(1e-3)
-        loss, grad_W, grad_b = loss_and_gradients(W, b, model.importance, spec.transform(u, spec.params), planes=False)
-        adam_update_(W, grad_W, *moments[:2], *args)
-        adam_update_(b, grad_b, *moments[2:], *args)
+    uniforms = [torch.rand(32, 10, spec.n_uniforms, generator=generator) for _ in range(20)]
+    lrs = torch.linspace(3e-2, 1e-2, 20)
+    losses, W_ref, b_ref = reference_steps(W, b, model.importance, [spec.transform(u, spec.params) for u in uniforms],
+                                           lrs, weight_decay=1e-3)  # fmt: skip
+    for step, u in enumerate(uniforms):
         logs = step % 5 == 0
-        mine = chunk.step(u, *args, with_loss=logs)
+        mine = chunk.step(u, lrs[step], torch.tensor(step + 1), torch.tensor(1e-3), with_loss=logs)
         if logs:
-            torch.testing.assert_close(mine, loss, rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(mine, losses[step], rtol=1e-5, atol=1e-7)
         else:
             assert mine is None
     trained_W, trained_b = torch.empty_like(W), torch.empty_like(b)
     chunk.write_to(trained_W, trained_b)
-    torch.testing.assert_close(trained_W, W, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(trained_b, b, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(trained_W, W_ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(trained_b, b_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_nan_weights_give_a_nan_loss_on_the_plane_step():
+    data = LAWS["HierarchicalPairs"](3)
+    spec = law_spec(data)
+    W = torch.tensor([[[1.0, 0.5]], [[float("nan"), 0.5]], [[0.3, -0.2]]])
+    chunk = planes.PlaneChunk(W, torch.zeros(3, 2), torch.ones(3, 2), spec.params, spec.transform, 2, batch=16)
+    loss = chunk.step(torch.rand(16, 3, 2), torch.tensor(1e-2), torch.tensor(1), torch.tensor(0.0))
+    assert loss.isnan().tolist() == [False, True, False]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
@@ -98,7 +106,7 @@ def test_training_with_prefetched_uniforms_is_the_same_run(monkeypatch):
             monkeypatch.setattr(prefetch, "MIN_NUMBERS", min_numbers)
             model = ToyModel(ToyModelConfig(12, 2, 1), data=LAWS["HierarchicalPairs"](12), seed=3, device="cpu")
             lrs = torch.full((40,), 1e-2)
-            histories.append(trainer.train_fast(model, 40, 64, lrs, 1e-4, 10, compiled=False, progress=False))
+            histories.append(trainer.train_fast(model, 40, 64, lrs, 1e-4, 10, progress=False))
             weights.append(model.W.detach().clone())
     finally:
         torch.set_num_threads(threads)

@@ -1,11 +1,10 @@
-"""Chapter 4's library: the sweep's layout and metrics, a small sweep, exact optima, and the checks."""
+"""Chapter 4's library: the sweep's layout and metrics, a small sweep, and exact optima (its checks: test_checks_ch04.py)."""
 
 import math
 
 import pytest
 import torch
 
-from utils import checks
 from utils.data import HierarchicalPairs
 from utils.hierarchy import (
     SweepResult,
@@ -110,55 +109,3 @@ def test_coactive_features_share_the_principal_direction():
     # p1 · Var / 2 = 0.1 / 24 (the ReLU gains nothing when the features never appear alone).
     assert math.isclose(optimum.loss.item(), 0.1 / 24, rel_tol=0.01)
     assert torch.allclose(optimum.W[0].abs(), torch.full((2,), 2**-0.5, dtype=torch.float64), atol=0.02)
-
-
-# --- checks ---------------------------------------------------------------------------------------
-
-def reference_batch(batch_size, p1, q):
-    return HierarchicalPairs(p1, q).sample(batch_size)
-
-
-def unconditional_child(batch_size, p1, q):
-    u = torch.rand(batch_size, p1.numel(), 2)
-    parent = u[..., 0] < p1
-    child = parent & (u[..., 1] < q * p1)
-    return torch.stack([torch.where(parent, torch.rand_like(u[..., 0]), 0.0), torch.where(child, torch.rand_like(u[..., 0]), 0.0)], -1)
-
-
-def orphan_child(batch_size, p1, q):
-    u = torch.rand(batch_size, p1.numel(), 2)
-    return torch.where(u < torch.stack([p1, p1 * q], -1), torch.rand_like(u), 0.0)
-
-
-def test_hierarchical_batch_check(capsys):
-    checks.check_hierarchical_batch(reference_batch)
-    assert "all checks passed" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match="rate of feature 2 among samples with feature 1, instance 0"):
-        checks.check_hierarchical_batch(unconditional_child)
-    with pytest.raises(AssertionError, match="feature 2 is active without feature 1"):
-        checks.check_hierarchical_batch(orphan_child)
-    with pytest.raises(AssertionError, match=r"shape \(40000, 2, 3\)"):
-        checks.check_hierarchical_batch(lambda n, p1, q: reference_batch(n, p1, q).transpose(1, 2))
-
-
-def test_sweep_grid_check():
-    checks.check_sweep_grid(sweep_grid)
-
-    def importance_fastest(p_feature1, importance_axis, conditional_axis, n_seeds):
-        p1, q, imp = sweep_grid(p_feature1, importance_axis, conditional_axis, n_seeds)
-        order = torch.arange(p1.numel()).reshape(len(p_feature1), conditional_axis.numel(), importance_axis.numel(), n_seeds)
-        order = order.transpose(2, 3).reshape(-1)
-        return p1[order], q[order], imp[order]
-
-    with pytest.raises(AssertionError, match="importance is wrong at inst 1.*seed varying fastest"):
-        checks.check_sweep_grid(importance_fastest)
-
-
-def test_phase_metrics_check():
-    checks.check_phase_metrics(phase_metrics)
-    cosine_squared = lambda W: (W[:, 0, 1].abs(), (W[:, 0, 0] * W[:, 0, 1]) ** 2 / (W[:, 0] ** 2).sum(-1))  # noqa: E731
-    with pytest.raises(AssertionError, match="contains NaN"):
-        checks.check_phase_metrics(cosine_squared)
-    unsquared = lambda W: (W[:, 0, 1].abs(), W[:, 0, 0] * torch.sign(W[:, 0, 1]))  # noqa: E731
-    with pytest.raises(AssertionError, match=r"superposition of feature 2 is wrong at inst 0"):
-        checks.check_phase_metrics(unsquared)

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from utils.data import HierarchicalPairs
-from utils.train import evaluate
 from utils.models import (
     LinearToyModel,
     NeuronComputationModel,
@@ -13,6 +12,7 @@ from utils.models import (
     ToyModel,
     ToyModelConfig,
 )
+from utils.train import evaluate
 
 CFG = ToyModelConfig(n_inst=3, n_features=4, d_hidden=2)
 
@@ -45,7 +45,8 @@ def test_per_instance_values_broadcast_along_features():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(importance=torch.ones(5)), ValueError, r"importance has shape \(5,\), which does not broadcast to \(inst, feats\) = \(3, 4\)"),
+    (dict(importance=torch.ones(5)), ValueError,
+     r"importance has shape \(5,\), which does not broadcast to \(inst, feats\) = \(3, 4\)"),
     (dict(importance=-1.0), ValueError, "importance must be non-negative"),
     (dict(feature_probability=1.5), ValueError, r"feature_probability must lie in \[0, 1\]"),
     (dict(feature_probability=torch.ones(2, 4)), ValueError, "feature_probability has shape"),
@@ -107,11 +108,15 @@ def test_untied_models_forward_matches_hand_computation():
     x = torch.rand(5, 3, 4) * 2 - 1
     model = NeuronComputationModel(CFG, seed=0, device="cpu")
     W1, W2, b = model.W1.detach(), model.W2.detach(), model.b_final.detach()
-    expected = torch.stack([torch.stack([torch.relu(W2[i] @ torch.relu(W1[i] @ x[n, i]) + b[i]) for i in range(3)]) for n in range(5)])
+    expected = torch.stack(
+        [torch.stack([torch.relu(W2[i] @ torch.relu(W1[i] @ x[n, i]) + b[i]) for i in range(3)]) for n in range(5)]
+    )
     assert torch.allclose(model(x), expected, atol=1e-6)
     mlp = ReluComputationModel(CFG, seed=0, device="cpu")
     W_in, W_out = mlp.W_in.detach(), mlp.W_out.detach()
-    expected = torch.stack([torch.stack([W_out[i] @ torch.relu(W_in[i] @ x[n, i]) for i in range(3)]) for n in range(5)])
+    expected = torch.stack(
+        [torch.stack([W_out[i] @ torch.relu(W_in[i] @ x[n, i]) for i in range(3)]) for n in range(5)]
+    )
     assert torch.allclose(mlp(x), expected, atol=1e-6)
 
 
@@ -120,7 +125,8 @@ def test_reconstruction_loss_matches_hand_computation():
     model = ToyModel(CFG, importance=importance, device="cpu")
     out, batch = torch.rand(6, 3, 4), torch.rand(6, 3, 4)
     expected = torch.tensor([
-        sum(importance[f] * (out[n, i, f] - batch[n, i, f]) ** 2 for n in range(6) for f in range(4)) / 24 for i in range(3)
+        sum(importance[f] * (out[n, i, f] - batch[n, i, f]) ** 2 for n in range(6) for f in range(4)) / 24
+        for i in range(3)
     ])
     assert torch.allclose(model.loss_per_instance(out, batch), expected, atol=1e-6)
     assert torch.allclose(model.calculate_loss(out, batch), expected.sum(), atol=1e-6)
@@ -195,7 +201,8 @@ def test_hand_gradients_equal_autograd(which):
     importance = torch.rand(3, 12, generator=g)
     p = torch.tensor([[1.0], [0.3], [0.05]])
     if which == "neuron":
-        model, batch = NeuronModel(cfg, feature_probability=p, importance=importance, seed=1, device="cpu"), torch.rand(200, 3, 12, generator=g)
+        model = NeuronModel(cfg, feature_probability=p, importance=importance, seed=1, device="cpu")
+        batch = torch.rand(200, 3, 12, generator=g)
     elif which == "abs":
         model = NeuronComputationModel(cfg, feature_probability=p, importance=importance, seed=1, device="cpu")
         batch = torch.rand(200, 3, 12, generator=g) * 2 - 1

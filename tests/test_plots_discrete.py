@@ -87,5 +87,5 @@ def test_bad_names_raise():
         plot_features_in_Nd_discrete(W1, W2, legend_names=["a"])
     with pytest.raises(ValueError, match="one title per instance"):
         plot_features_in_Nd_discrete(W1, W2, subplot_titles=["a"])
-    with pytest.raises(ValueError, match="W1 must be a tensor"):
-        plot_features_in_Nd_discrete(W1.numpy(), W2)
+    # NumPy weights are drawn like tensors (every figure accepts them, utils.plots.inputs)
+    assert plot_features_in_Nd_discrete(W1.numpy(), W2).to_json() == plot_features_in_Nd_discrete(W1, W2).to_json()

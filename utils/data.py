@@ -8,15 +8,24 @@ Chapter 1 uses `generate_data`, a plain `(n_points, n_features)` sample. Every b
 The batched laws draw one uniform number `u` per feature (or pair) and use it twice: the feature is
 active when `u < p`, and its value is `u / p`, which given `u < p` is again uniform on [0, 1). That is
 the same law as separate "active?" and "value" draws, with half the random numbers. The maps from
-uniforms to features are plain functions (`sparse_from_uniform`, ...) shared with the fast trainer
-(`utils.fast`), which feeds them uniforms from its own in-graph generator.
+uniforms to features are plain functions (`sparse_from_uniform`, ...) that the fast trainer's eager
+path (`utils.fast`) uses too; its C kernel writes the same maps in C, and tests compare them.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from utils.validation import check_positive_int, check_probability
+from utils.validation import (
+    as_float_tensor,
+    as_real,
+    check_generator,
+    check_memory,
+    check_positive_int,
+    check_probability,
+)
 
 
 def generate_data(
@@ -32,10 +41,14 @@ def generate_data(
 
     Raises:
         ValueError: `sparsity` outside [0, 1], or a size that is not a positive integer.
+        TypeError: `sparsity` is not a number, or `generator` not a torch.Generator.
+        MemoryError: the points do not fit in the memory available.
     """
-    check_positive_int(n_points, "n_points")
-    check_positive_int(n_features, "n_features")
-    check_probability(torch.tensor(float(sparsity)), "sparsity")
+    n_points = check_positive_int(n_points, "n_points")
+    n_features = check_positive_int(n_features, "n_features")
+    check_probability(torch.tensor(as_real(sparsity, "sparsity", finite=False)), "sparsity")
+    check_generator(generator)
+    check_memory(9 * n_points * n_features, f"generate_data of {n_points} x {n_features} points")
     values = torch.rand(n_points, n_features, generator=generator)
     is_zero = torch.rand(n_points, n_features, generator=generator) < sparsity
     return torch.where(is_zero, 0.0, values)
@@ -43,6 +56,23 @@ def generate_data(
 
 def _uniform(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
     return torch.rand(shape, device=device, generator=generator)
+
+
+def _check_sample(batch_size: int, generator: torch.Generator | None, shape: tuple[int, ...], device) -> int:
+    """`batch_size` as an int, once it, the generator and the memory for `(batch, *shape)` (the uniforms and
+    the features) are checked."""
+    batch_size = check_positive_int(batch_size, "batch_size")
+    check_generator(generator)
+    check_memory(8 * batch_size * math.prod(shape), f"a batch of {batch_size} samples of shape {tuple(shape)}", device)
+    return batch_size
+
+
+def _value_range(low: float, high: float) -> tuple[float, float]:
+    """`(low, high)` as floats, checked finite with low < high."""
+    low, high = as_real(low, "low"), as_real(high, "high")
+    if not low < high:
+        raise ValueError(f"the value range needs low < high, got low={low:g}, high={high:g}")
+    return low, high
 
 
 def _active(u: torch.Tensor, p: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
@@ -114,9 +144,9 @@ def anticorrelated_from_uniform(u: torch.Tensor, p: torch.Tensor, out: torch.Ten
 
 
 def _as_matrix(value: torch.Tensor | float, name: str, dims: str, device=None) -> torch.Tensor:
-    tensor = torch.as_tensor(value, dtype=torch.float32, device=device)
-    if tensor.dim() != 2:
-        raise ValueError(f"{name} must have shape {dims}, got shape {tuple(tensor.shape)}")
+    tensor = as_float_tensor(value, name, device)
+    if tensor.dim() != 2 or 0 in tensor.shape:
+        raise ValueError(f"{name} must have shape {dims} with no size 0, got shape {tuple(tensor.shape)}")
     check_probability(tensor, name)
     return tensor.clone()
 
@@ -134,15 +164,13 @@ class SparseUniform:
         self.feature_probability = _as_matrix(
             feature_probability, "feature_probability", "(inst, feats)", getattr(feature_probability, "device", None)
         )
-        if not low < high:
-            raise ValueError(f"the value range needs low < high, got low={low}, high={high}")
-        self.low, self.high = float(low), float(high)
+        self.low, self.high = _value_range(low, high)
         self.n_inst, self.n_features = self.feature_probability.shape
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A batch `(batch, inst, feats)`."""
-        check_positive_int(batch_size, "batch_size")
         p = self.feature_probability
+        batch_size = _check_sample(batch_size, generator, p.shape, p.device)
         return sparse_from_uniform(_uniform((batch_size, *p.shape), p.device, generator), p, self.low, self.high)
 
 
@@ -160,11 +188,12 @@ class HierarchicalPairs:
     n_features = 2
 
     def __init__(self, p_feature1: torch.Tensor, p_feature2_given_1: torch.Tensor):
-        p1 = torch.as_tensor(p_feature1, dtype=torch.float32)
-        p2 = torch.as_tensor(p_feature2_given_1, dtype=torch.float32, device=p1.device)
-        if p1.dim() != 1 or p1.shape != p2.shape:
+        p1 = as_float_tensor(p_feature1, "p_feature1")
+        p2 = as_float_tensor(p_feature2_given_1, "p_feature2_given_1", p1.device)
+        if p1.dim() != 1 or p1.shape != p2.shape or len(p1) == 0:
             raise ValueError(
-                f"p_feature1 and p_feature2_given_1 must both have shape (inst,), got {tuple(p1.shape)} and {tuple(p2.shape)}"
+                "p_feature1 and p_feature2_given_1 must both have shape (inst,), "
+                f"got {tuple(p1.shape)} and {tuple(p2.shape)}"
             )
         check_probability(p1, "p_feature1")
         check_probability(p2, "p_feature2_given_1")
@@ -173,7 +202,7 @@ class HierarchicalPairs:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A batch `(batch, inst, 2)`."""
-        check_positive_int(batch_size, "batch_size")
+        batch_size = _check_sample(batch_size, generator, (self.n_inst, 2), self.p_feature1.device)
         p = torch.stack([self.p_feature1, self.p_feature2_given_1], dim=-1)
         return hierarchical_from_uniform(_uniform((batch_size, self.n_inst, 2), p.device, generator), p)
 
@@ -194,8 +223,8 @@ class CorrelatedPairs:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A batch `(batch, inst, 2 * n_pairs)`."""
-        check_positive_int(batch_size, "batch_size")
         p = self.feature_probability
+        batch_size = _check_sample(batch_size, generator, (*p.shape, 2), p.device)
         return correlated_from_uniform(_uniform((batch_size, *p.shape, 2), p.device, generator), p)
 
 
@@ -223,8 +252,8 @@ class AnticorrelatedPairs:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A batch `(batch, inst, 2 * n_pairs)`."""
-        check_positive_int(batch_size, "batch_size")
         p = self.feature_probability
+        batch_size = _check_sample(batch_size, generator, (*p.shape, 2), p.device)
         return anticorrelated_from_uniform(_uniform((batch_size, *p.shape), p.device, generator), p)
 
 
@@ -245,10 +274,14 @@ class FixedDataset:
                 "points must be a non-empty tensor of shape (n_points, inst, feats) or (n_points, feats), got "
                 f"{tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__}"
             )
+        if points.dtype == torch.bool or points.is_complex():
+            raise TypeError(f"points must hold real numbers, got a tensor of {points.dtype}")
+        if not torch.isfinite(points).all():
+            raise ValueError("points must be finite, got NaN or infinity")
         if points.dim() == 2:
             if n_inst is None:
                 raise ValueError("shared points (n_points, feats) need n_inst, the number of model instances")
-            check_positive_int(n_inst, "n_inst")
+            n_inst = check_positive_int(n_inst, "n_inst")
             points = points[:, None, :].expand(-1, n_inst, -1)
         elif n_inst is not None and n_inst != points.shape[1]:
             raise ValueError(f"points has {points.shape[1]} instances but n_inst={n_inst}")
@@ -257,7 +290,7 @@ class FixedDataset:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A batch `(batch, inst, feats)` of stored points (the same rows for every instance)."""
-        check_positive_int(batch_size, "batch_size")
+        batch_size = _check_sample(batch_size, generator, (self.n_inst, self.n_features), self.points.device)
         rows = torch.randint(self.n_points, (batch_size,), device=self.points.device, generator=generator)
         return self.points[rows]
 
@@ -285,13 +318,16 @@ def sample_sparse_uniform_inst_first(
     Returns:
         `(inst, batch, feats)` float32 on the probabilities' device.
     """
-    check_positive_int(batch_size, "batch_size")
-    p = _as_matrix(feature_probability, "feature_probability", "(inst, feats)", getattr(feature_probability, "device", None))
+    device = getattr(feature_probability, "device", None)
+    p = _as_matrix(feature_probability, "feature_probability", "(inst, feats)", device)
     n_inst, n_features = p.shape
     device = p.device
+    batch_size = _check_sample(batch_size, generator, p.shape, device)
+    low, high = _value_range(low, high)
     p_max = float(p.max())
     if p_max > 0.1:
-        return sparse_from_uniform(_uniform((n_inst, batch_size, n_features), device, generator), p[:, None, :], low, high)
+        u = _uniform((n_inst, batch_size, n_features), device, generator)
+        return sparse_from_uniform(u, p[:, None, :], low, high)
     x = torch.zeros(n_inst, batch_size * n_features, device=device)
     if p_max == 0.0:
         return x.view(n_inst, batch_size, n_features)
@@ -303,7 +339,9 @@ def sample_sparse_uniform_inst_first(
     chunks = []
     while bool((position[:, -1] < size - 1).any()):
         u = _uniform((n_inst, n_draws), device, generator).double().clamp_min(1e-300)
-        gaps = torch.floor(torch.log(u) / log_q).long() + 1  # geometric on {1, 2, ...} with parameter p_max
+        # geometric on {1, 2, ...} with parameter p_max; a gap past the end (any gap when p_max is tiny,
+        # where the quotient would overflow int64) is capped to one that still lands past it
+        gaps = torch.floor(torch.log(u) / log_q).clamp_max_(size + 1).long() + 1
         position = position[:, -1:] + gaps.cumsum(dim=1)
         chunks.append(position)
     position = torch.cat(chunks, dim=1)

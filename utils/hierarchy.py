@@ -21,6 +21,7 @@ from utils.device import get_device
 from utils.metrics import feature_norms, interference
 from utils.models import ToyModel, ToyModelConfig
 from utils.train import drop_worst_mean, evaluate, optimize
+from utils.validation import as_float_tensor, as_vector, check_positive_int, check_seed
 
 
 @dataclass
@@ -51,6 +52,7 @@ def sweep_grid(
     Returns:
         p1 `(inst,)`, conditional `(inst,)`, importance `(inst, 2)` with feature 1's importance 1.
     """
+    n_seeds = check_positive_int(n_seeds, "n_seeds")
     p1 = torch.as_tensor(p_feature1, dtype=torch.float32)
     grid_p1, grid_q, grid_i = torch.meshgrid(p1, conditional_axis.float(), importance_axis.float(), indexing="ij")
     expand = lambda t: t.reshape(-1).repeat_interleave(n_seeds)  # noqa: E731
@@ -85,7 +87,16 @@ def hierarchical_sweep(
         conditional_axis: `(ny,)` probabilities of feature 2 given feature 1.
         independent: train on independent features with the same marginal probabilities (p1 and
             p1·q) instead, to separate the effect of the hierarchy from that of rarity.
+        n_seeds: models per cell, at least 2 (the average drops the worst).
     """
+    # arguments checked before training: a mistake found afterwards would waste the run
+    p_feature1 = as_vector(p_feature1, "p_feature1").tolist()
+    importance_axis = as_vector(importance_axis, "importance_axis")
+    conditional_axis = as_vector(conditional_axis, "conditional_axis")
+    if check_positive_int(n_seeds, "n_seeds") < 2:
+        raise ValueError(f"n_seeds must be at least 2 (each cell averages its seeds without the worst), got {n_seeds}")
+    check_positive_int(eval_samples, "eval_samples")
+    check_seed(seed)
     device = get_device(device)
     p1, q, importance = (t.to(device) for t in sweep_grid(p_feature1, importance_axis, conditional_axis, n_seeds))
     data = SparseUniform(torch.stack([p1, p1 * q], dim=-1)) if independent else HierarchicalPairs(p1, q)
@@ -131,7 +142,10 @@ def cell_regions(norm: torch.Tensor, superposition: torch.Tensor) -> torch.Tenso
 
 def cell_region(norm: torch.Tensor | float, superposition: torch.Tensor | float) -> str:
     """The region's name for one cell."""
-    return REGIONS[int(cell_regions(torch.as_tensor(norm), torch.as_tensor(superposition)))]
+    norm, superposition = as_float_tensor(norm, "norm"), as_float_tensor(superposition, "superposition")
+    if norm.numel() != 1 or superposition.numel() != 1:
+        raise ValueError(f"cell_region reads one cell: norm and superposition must be single numbers, got {norm.shape}")
+    return REGIONS[int(cell_regions(norm, superposition))]
 
 
 def nearest_cell(result: SweepResult, p_feature1: float, conditional: float, importance: float) -> tuple[int, int, int]:

@@ -1,21 +1,29 @@
 """Measurements of learned feature directions.
 
 Every function takes embedding weights `W: (inst, d_hidden, feats)`, whose column `W[k, :, i]` is
-feature i's direction in instance k, and never modifies them.
+feature i's direction in instance k, and never modifies them. Integer weights (and NumPy arrays) are
+measured as float32; floating-point weights keep their dtype.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 _EPS = 1e-8
 
 
 def _check_weights(W: torch.Tensor) -> torch.Tensor:
+    if isinstance(W, np.ndarray) and W.dtype.kind in "iuf":
+        W = torch.from_numpy(W)
     if not isinstance(W, torch.Tensor) or W.dim() != 3:
         shape = tuple(W.shape) if isinstance(W, torch.Tensor) else type(W).__name__
         raise ValueError(f"W must have shape (inst, d_hidden, feats), got {shape}")
-    return W.detach()
+    if 0 in W.shape:
+        raise ValueError(f"W must have at least one instance, hidden dimension and feature, got shape {tuple(W.shape)}")
+    if W.dtype == torch.bool or W.is_complex():
+        raise TypeError(f"W must hold real numbers, got {W.dtype}")
+    return W.detach() if W.is_floating_point() else W.detach().float()
 
 
 def feature_norms(W: torch.Tensor) -> torch.Tensor:
@@ -57,6 +65,7 @@ def dimensionality(W: torch.Tensor) -> torch.Tensor:
 
 
 def dims_per_feature(W: torch.Tensor) -> torch.Tensor:
-    """Hidden dimensions per feature, D* = d_hidden / ‖W‖²_F, for each instance: `(inst,)`."""
+    """Hidden dimensions per feature, D* = d_hidden / ‖W‖²_F, for each instance: `(inst,)`; infinite for
+    an instance whose W is zero (it represents nothing)."""
     W = _check_weights(W)
-    return W.shape[1] / (W**2).sum(dim=(1, 2)).clamp_min(_EPS)
+    return W.shape[1] / (W**2).sum(dim=(1, 2))

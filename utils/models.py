@@ -26,6 +26,7 @@ from utils.device import get_device, make_generator
 from utils.validation import (
     broadcast_param,
     check_last_dims,
+    check_memory,
     check_nonnegative,
     check_positive_int,
     check_probability,
@@ -41,8 +42,19 @@ class ToyModelConfig:
     d_hidden: int
 
     def __post_init__(self):
-        for name in ("n_inst", "n_features", "d_hidden"):
-            check_positive_int(getattr(self, name), name)
+        for name in ("n_inst", "n_features", "d_hidden"):  # any whole number (NumPy's too), stored as an int
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
+
+
+def _check_config(cfg) -> None:
+    if not isinstance(cfg, ToyModelConfig):
+        raise TypeError(f"cfg must be a ToyModelConfig(n_inst, n_features, d_hidden), got {type(cfg).__name__} {cfg!r}")
+
+
+def _check_same_shape(out: torch.Tensor, batch: torch.Tensor) -> None:
+    """Outputs and inputs of a loss must match exactly (broadcasting one against the other is a mistake)."""
+    if out.shape != batch.shape:
+        raise ValueError(f"out and batch must have the same shape, got {tuple(out.shape)} and {tuple(batch.shape)}")
 
 
 def xavier_normal(n_inst: int, fan_out: int, fan_in: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -57,8 +69,9 @@ class ToyModelBase(nn.Module):
     Args:
         cfg: the sizes.
         feature_probability: probability that a feature is active, broadcast to `(inst, feats)`
-            (e.g. shape `(inst, 1)` for one sparsity per instance); not together with `data`.
-        importance: loss weight per feature, broadcast to `(inst, feats)`; non-negative.
+            (e.g. shape `(inst, 1)` for one sparsity per instance); not together with `data`. A 1-D
+            value is one per feature, and refused as ambiguous when there are as many instances.
+        importance: loss weight per feature, broadcast to `(inst, feats)` in the same way; non-negative.
         data: a feature law from `utils.data` with `n_inst` and `n_features` matching `cfg`, instead
             of independent sparse features.
         device: where the parameters live (default: `get_device()`).
@@ -67,6 +80,8 @@ class ToyModelBase(nn.Module):
     """
 
     value_range: tuple[float, float] = (0.0, 1.0)
+    weight_matrices: int = 1
+    """How many `(inst, d_hidden, feats)` weight matrices the model holds (for the memory estimate)."""
 
     def __init__(
         self,
@@ -78,10 +93,12 @@ class ToyModelBase(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        if not isinstance(cfg, ToyModelConfig):
-            raise TypeError(f"cfg must be a ToyModelConfig, got {type(cfg).__name__}")
+        _check_config(cfg)
         self.cfg = cfg
         self.device = get_device(device)
+        # the parameters, importance and probabilities, and the initial weights drawn before scaling
+        floats = cfg.n_inst * ((self.weight_matrices + 1) * cfg.d_hidden * cfg.n_features + 3 * cfg.n_features)
+        check_memory(4 * floats, f"{type(self).__name__} with {cfg}", self.device)
         shape = (cfg.n_inst, cfg.n_features)
         self.importance = broadcast_param(importance, shape, "(inst, feats)", "importance", self.device)
         check_nonnegative(self.importance, "importance")
@@ -97,6 +114,8 @@ class ToyModelBase(nn.Module):
             data = SparseUniform(probability, *self.value_range)
         elif feature_probability is not None:
             raise ValueError("pass either feature_probability or data (a feature law), not both")
+        elif not all(hasattr(data, name) for name in ("sample", "n_inst", "n_features")):
+            raise TypeError(f"data must be a feature law of utils.data (e.g. SparseUniform), got {type(data).__name__}")
         elif (data.n_inst, data.n_features) != shape:
             raise ValueError(
                 f"the data law makes (inst, feats) = {(data.n_inst, data.n_features)}, but the model has {shape}"
@@ -127,6 +146,7 @@ class ToyModelBase(nn.Module):
 
     def loss_per_instance(self, out: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Importance-weighted squared error, mean over batch and features: `(batch, inst, feats)` x2 -> `(inst,)`."""
+        _check_same_shape(out, batch)
         error = self.importance * (out - self.target(batch)) ** 2
         return error.mean(dim=(0, 2))
 
@@ -135,7 +155,16 @@ class ToyModelBase(nn.Module):
         return self.loss_per_instance(out, batch).sum()
 
     def check_input(self, x: torch.Tensor) -> None:
+        """Raise unless `x` is `(..., inst, feats)` with the parameters' dtype and device."""
         check_last_dims(x, (self.cfg.n_inst, self.cfg.n_features), "(inst, feats)", "features")
+        parameter = next(self.parameters())
+        if x.dtype != parameter.dtype:
+            raise TypeError(
+                f"features must have the model's dtype {parameter.dtype}, got {x.dtype} "
+                f"(convert with x.to({parameter.dtype}))"
+            )
+        if x.device != parameter.device:
+            raise ValueError(f"features live on {x.device} but the model on {parameter.device} (move them with x.to)")
 
     def optimize(self, **kwargs) -> torch.Tensor:
         """Train in place with `utils.train.optimize` (same arguments); returns the `(n_logged, inst)` loss history."""
@@ -185,22 +214,17 @@ class NeuronModel(ToyModel):
         return torch.relu(super().hidden(x))
 
     @torch.no_grad()
-    def step_gradients(self, batch_size: int, generator: torch.Generator | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def step_gradients(
+        self, batch_size: int, generator: torch.Generator | None = None, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Draw a batch, set every parameter's `.grad` to the gradient of the summed loss by hand, and
         return the per-instance loss `(inst,)` (as `ReluComputationModel.step_gradients`, which see).
         The tied weight W gets two terms: through the read-out Wᵀ and through the hidden layer W."""
         x = _inst_first_batch(self, batch_size, generator, batch)
-        pre = torch.bmm(x, self.W.transpose(1, 2))  # (inst, batch, d_hidden)
-        h = torch.relu(pre)
-        out = torch.baddbmm(self.b_final[:, None, :], h, self.W)
-        active = out > 0
-        error = out.clamp_min_(0).sub_(x)
-        weight = self.importance / (x.shape[1] * self.cfg.n_features)  # (inst, feats)
-        per_instance = torch.einsum("ibf,if->i", error * error, weight)
-        grad_out = error.mul_(active).mul_(2.0 * weight[:, None, :])
-        self.b_final.grad = grad_out.sum(dim=1)
-        grad_pre = torch.bmm(grad_out, self.W.transpose(1, 2)).mul_(pre > 0)
-        self.W.grad = torch.bmm(h.transpose(1, 2), grad_out) + torch.bmm(grad_pre.transpose(1, 2), x)
+        per_instance, grad_in, grad_out, self.b_final.grad = _two_layer_gradients(
+            x, self.W, self.W.transpose(1, 2), self.b_final, self.importance, x
+        )
+        self.W.grad = grad_out + grad_in
         return per_instance
 
 
@@ -215,14 +239,41 @@ def _power_and_slope(error: torch.Tensor, power: float) -> tuple[torch.Tensor, t
     return magnitude**power, magnitude ** (power - 1) * error.sign()
 
 
-def _inst_first_batch(model: ToyModelBase, batch_size: int, generator: torch.Generator | None, batch: torch.Tensor | None) -> torch.Tensor:
+def _two_layer_gradients(
+    x: torch.Tensor, W1: torch.Tensor, W2: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss and gradients of x' = ReLU(W2 ReLU(W1 x) + b) against `target`, by hand (`NeuronModel` with
+    W2 = W1ᵀ, `NeuronComputationModel`); tests compare them with autograd.
+
+    `x, target: (inst, batch, feats)`, `W1: (inst, hidden, feats)`, `W2: (inst, feats, hidden)`,
+    `b, importance: (inst, feats)`. Returns the loss `(inst,)` (importance-weighted squared error, mean
+    over batch and features) and the gradients of its sum: W1's, W2's transposed `(inst, hidden,
+    feats)`, and b's.
+    """
+    pre = torch.bmm(x, W1.transpose(1, 2))  # (inst, batch, hidden)
+    h = torch.relu(pre)
+    out = torch.baddbmm(b[:, None, :], h, W2.transpose(1, 2))  # pre-activation of the output
+    active = out > 0
+    error = out.clamp_min_(0).sub_(target)
+    weight = importance / (x.shape[1] * x.shape[2])  # (inst, feats)
+    per_instance = torch.einsum("ibf,if->i", error * error, weight)
+    grad_out = error.mul_(active).mul_(2.0 * weight[:, None, :])  # dL/d(output pre-activation)
+    grad_pre = torch.bmm(grad_out, W2).mul_(pre > 0)
+    return per_instance, torch.bmm(grad_pre.transpose(1, 2), x), torch.bmm(h.transpose(1, 2), grad_out), grad_out.sum(1)
+
+
+def _inst_first_batch(
+    model: ToyModelBase, batch_size: int, generator: torch.Generator | None, batch: torch.Tensor | None
+) -> torch.Tensor:
     """A batch `(inst, batch, feats)` for a hand-written training step: `batch: (batch, inst, feats)`
     transposed when given, else a fresh draw from the model's independent sparse features."""
     if batch is not None:
         model.check_input(batch)
         return batch.transpose(0, 1).contiguous()
     if not isinstance(model.data, SparseUniform):
-        raise ValueError(f"step_gradients draws independent sparse features, but the model's law is {type(model.data).__name__}")
+        raise ValueError(
+            f"step_gradients draws independent sparse features, but the model's law is {type(model.data).__name__}"
+        )
     return sample_sparse_uniform_inst_first(model.feature_probability, batch_size, *model.value_range, generator)
 
 
@@ -233,6 +284,7 @@ class NeuronComputationModel(ToyModelBase):
     """
 
     value_range = (-1.0, 1.0)
+    weight_matrices = 2
 
     def init_parameters(self, generator):
         cfg = self.cfg
@@ -253,21 +305,16 @@ class NeuronComputationModel(ToyModelBase):
         return batch.abs()
 
     @torch.no_grad()
-    def step_gradients(self, batch_size: int, generator: torch.Generator | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def step_gradients(
+        self, batch_size: int, generator: torch.Generator | None = None, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Draw a batch, set every parameter's `.grad` to the gradient of the summed loss by hand, and
         return the per-instance loss `(inst,)` (as `ReluComputationModel.step_gradients`, which see)."""
         x = _inst_first_batch(self, batch_size, generator, batch)
-        pre = torch.bmm(x, self.W1.transpose(1, 2))  # (inst, batch, d_hidden)
-        h = torch.relu(pre)
-        out = torch.baddbmm(self.b_final[:, None, :], h, self.W2.transpose(1, 2))  # pre-activation of the output
-        active = out > 0
-        error = out.clamp_min_(0).sub_(x.abs())
-        weight = self.importance / (x.shape[1] * self.cfg.n_features)  # (inst, feats)
-        per_instance = torch.einsum("ibf,if->i", error * error, weight)
-        grad_out = error.mul_(active).mul_(2.0 * weight[:, None, :])
-        self.b_final.grad = grad_out.sum(dim=1)
-        self.W2.grad = torch.bmm(h.transpose(1, 2), grad_out).transpose(1, 2).contiguous()
-        self.W1.grad = torch.bmm((torch.bmm(grad_out, self.W2) * (pre > 0)).transpose(1, 2), x)
+        per_instance, self.W1.grad, grad_out, self.b_final.grad = _two_layer_gradients(
+            x, self.W1, self.W2, self.b_final, self.importance, x.abs()
+        )
+        self.W2.grad = grad_out.transpose(1, 2).contiguous()
         return per_instance
 
 
@@ -286,6 +333,7 @@ class ReluComputationModel(ToyModelBase):
     """
 
     value_range = (-1.0, 1.0)
+    weight_matrices = 2
 
     def __init__(
         self,
@@ -295,12 +343,15 @@ class ReluComputationModel(ToyModelBase):
         n_neurons: int | torch.Tensor | None = None,
         **kwargs,
     ):
+        _check_config(cfg)
         power = broadcast_param(loss_power, (cfg.n_inst,), "(inst,)", "loss_power")
         if not (power >= 1).all():
             raise ValueError(f"loss_power must be >= 1 for every instance, got {power.min().item():g}")
         width = broadcast_param(cfg.d_hidden if n_neurons is None else n_neurons, (cfg.n_inst,), "(inst,)", "n_neurons")
         if not ((width >= 1) & (width <= cfg.d_hidden) & (width == width.round())).all():
-            raise ValueError(f"n_neurons must hold whole numbers from 1 to d_hidden = {cfg.d_hidden}, got {width.tolist()}")
+            raise ValueError(
+                f"n_neurons must hold whole numbers from 1 to d_hidden = {cfg.d_hidden}, got {width.tolist()}"
+            )
         mask = (torch.arange(cfg.d_hidden)[None, :] < width[:, None]).float()
         self._neuron_mask = mask
         super().__init__(cfg, *args, **kwargs)
@@ -311,8 +362,9 @@ class ReluComputationModel(ToyModelBase):
 
     def init_parameters(self, generator):
         cfg = self.cfg
-        self.W_in = nn.Parameter(xavier_normal(cfg.n_inst, cfg.d_hidden, cfg.n_features, generator) * self._neuron_mask[:, :, None])
-        self.W_out = nn.Parameter(xavier_normal(cfg.n_inst, cfg.n_features, cfg.d_hidden, generator) * self._neuron_mask[:, None, :])
+        mask = self._neuron_mask
+        self.W_in = nn.Parameter(xavier_normal(cfg.n_inst, cfg.d_hidden, cfg.n_features, generator) * mask[:, :, None])
+        self.W_out = nn.Parameter(xavier_normal(cfg.n_inst, cfg.n_features, cfg.d_hidden, generator) * mask[:, None, :])
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """ReLU(W_in x), switched-off neurons at 0: `(..., inst, feats) -> (..., inst, d_hidden)`."""
@@ -327,7 +379,9 @@ class ReluComputationModel(ToyModelBase):
         return torch.relu(batch)
 
     @torch.no_grad()
-    def step_gradients(self, batch_size: int, generator: torch.Generator | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def step_gradients(
+        self, batch_size: int, generator: torch.Generator | None = None, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Draw a batch, set every parameter's `.grad` to the gradient of the summed training loss, and
         return the per-instance loss `(inst,)`; `utils.train.optimize` uses this instead of autograd.
 
@@ -350,7 +404,7 @@ class ReluComputationModel(ToyModelBase):
                 group = (self.loss_power == value).nonzero().flatten()
                 loss[group], grad_out[group] = _power_and_slope(error[group], value)
         per_instance = torch.einsum("ibf,if->i", loss, weight)
-        grad_out.mul_((self.loss_power[:, None, None] * weight[:, None, :]))
+        grad_out.mul_(self.loss_power[:, None, None] * weight[:, None, :])
         self.W_out.grad = torch.bmm(h.transpose(1, 2), grad_out).transpose(1, 2).contiguous()
         grad_h = torch.bmm(grad_out, self.W_out) * (pre > 0) * self.neuron_mask[:, None, :]
         self.W_in.grad = torch.bmm(grad_h.transpose(1, 2), x)
@@ -358,6 +412,7 @@ class ReluComputationModel(ToyModelBase):
 
     def loss_per_instance(self, out: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Importance-weighted |error|^p (p per instance), mean over batch and features: `-> (inst,)`."""
+        _check_same_shape(out, batch)
         error = (out - self.target(batch)).abs()
         if self._same_power == 2.0:
             error = error * error

@@ -1,4 +1,5 @@
-"""The neuron basis (chapter 5): which features each neuron reads, and the blocks they form.
+"""The neuron basis (chapter 5): which features each neuron reads, the blocks they form, and a loss on one
+shared sample to compare seeds fairly.
 
 Weights are `W: (inst, d_hidden, feats)` (a `NeuronModel`'s W, or W1 of a `NeuronComputationModel`):
 row h is what neuron h reads, column i is feature i's exposure to each neuron. A weight "counts"
@@ -11,6 +12,8 @@ from __future__ import annotations
 import torch
 
 from utils import metrics
+from utils.data import sparse_from_uniform
+from utils.validation import as_real, check_positive_int
 
 _EPS = 1e-12
 
@@ -23,7 +26,7 @@ def _weights(W: torch.Tensor, name: str = "W", dims: str = "(inst, d_hidden, fea
 
 
 def _check_threshold(threshold: float) -> None:
-    if not 0 < threshold < 1:
+    if not 0 < as_real(threshold, "threshold") < 1:
         raise ValueError(f"threshold must lie in (0, 1) (a fraction of the largest weight), got {threshold}")
 
 
@@ -117,3 +120,31 @@ def abs_pairs(W1: torch.Tensor, W2: torch.Tensor, threshold: float = 0.2, purity
     reads_up = (owned & (W1 > 0) & writes).any(dim=1)
     reads_down = (owned & (W1 < 0) & writes).any(dim=1)
     return reads_up & reads_down
+
+
+def block_signature(W: torch.Tensor, threshold: float = 0.2) -> list[str]:
+    """Each instance's blocks as one label, largest first, e.g. "3x2 1x1 1x1 1x1" (see `blocks`); "none"
+    for an instance without significant weights."""
+    return [" ".join(f"{f}x{h}" for f, h in shapes) or "none" for shapes in block_shapes(W, threshold)]
+
+
+@torch.no_grad()
+def shared_sample_loss(model, n_samples: int = 100_000, chunk: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each instance's loss on one shared draw of uniforms: `-> (inst,)`.
+
+    Instances with the same feature probabilities see exactly the same inputs, so differences between
+    them (seeds trained side by side) are differences between the models, not sampling noise: what a
+    lowest-loss selection should compare. The model's law must be independent sparse features
+    (`model.feature_probability`); features are active when u < p, with value low + (high - low)·u/p.
+    """
+    check_positive_int(n_samples, "n_samples")
+    check_positive_int(chunk, "chunk")
+    p = model.feature_probability
+    low, high = model.value_range
+    total = torch.zeros(model.cfg.n_inst, dtype=torch.float64, device=p.device)
+    for start in range(0, n_samples, chunk):
+        size = min(chunk, n_samples - start)
+        u = torch.rand(size, 1, model.cfg.n_features, generator=generator, device=p.device).expand(-1, model.cfg.n_inst, -1)
+        x = sparse_from_uniform(u, p, low, high)
+        total += model.loss_per_instance(model(x), x).double() * size
+    return (total / n_samples).float().cpu()

@@ -2,7 +2,7 @@
 
 Each check runs the learner's code next to the library's reference (`utils.metrics`,
 `utils.data.CorrelatedPairs` / `AnticorrelatedPairs`) on seeded input and raises AssertionError
-with what is wrong and a likely cause.
+with what is wrong, naming a likely cause only when the learner's answer matches it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,18 @@ from __future__ import annotations
 import torch
 
 from utils import metrics
+from utils.checks.compare import (
+    assert_close,
+    assert_independent_activity,
+    assert_independent_values,
+    assert_rate,
+    assert_tensor,
+    assert_uniform,
+    call_learner,
+    learner_check,
+    passed,
+    require_function,
+)
 from utils.data import AnticorrelatedPairs, CorrelatedPairs
 
 
@@ -21,11 +33,14 @@ def reference_correlated_batch(feature_probability: torch.Tensor, batch_size: in
 def reference_anticorrelated_batch(feature_probability: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The library's anticorrelated pairs: `(inst, n_pairs)` probabilities -> `(batch_size, inst, 2 * n_pairs)`."""
     return AnticorrelatedPairs(feature_probability).sample(batch_size)
-from utils.checks.compare import assert_close, assert_rate, assert_tensor, learner_check, passed
+
+
+# --- exercises 3.1 and 3.2 ------------------------------------------------------------------------
 
 
 def _geometry_weights() -> torch.Tensor:
-    """Test weights `(4, 3, 6)`: a pentagon plus an unlearned feature, an antipodal pair, random, and all zero."""
+    """Test weights `(4, 3, 6)`: a pentagon plus an unlearned feature, an antipodal pair with an
+    orthogonal feature and unlearned ones, random, and all zero."""
     W = torch.zeros(4, 3, 6)
     angles = torch.arange(5) * 2 * torch.pi / 5
     W[0, 0, :5], W[0, 1, :5] = angles.cos(), angles.sin()
@@ -34,86 +49,162 @@ def _geometry_weights() -> torch.Tensor:
     return W
 
 
+def _guarded(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    return numerator / denominator.clamp_min(1e-8)
+
+
 @learner_check(metrics.dimensionality, "`utils.metrics.dimensionality`")
 def check_dimensionality(fn) -> None:
     """Check a learner's `dimensionality(W)`: `(inst, d_hidden, feats) -> (inst, feats)`, 0 for unlearned features."""
+    require_function(fn, "dimensionality")
     W = _geometry_weights()
-    original = W.clone()
-    got = fn(W)
-    if not torch.equal(W, original):
-        raise AssertionError("dimensionality modified its input W: compute on copies (no in-place operations on W)")
+    given = W.clone()
+    got = call_learner("dimensionality", fn, given)
+    if not torch.equal(given, W):
+        raise AssertionError("dimensionality modified its input W: compute on new tensors (no in-place operations on W)")
     expected = metrics.dimensionality(W)
     assert_tensor(got, "dimensionality(W)", tuple(expected.shape), "(inst, feats)")
-    if not torch.isfinite(got).all():
+    zero_columns = W.norm(dim=1) == 0
+    if not torch.isfinite(got[zero_columns]).all():
         raise AssertionError(
-            "dimensionality(W) has NaN or infinity, e.g. for unlearned features (zero columns): guard the division "
-            "(clamp the norm and the denominator away from 0) so that an unlearned feature gets 0"
+            "dimensionality(W) is NaN or infinite for unlearned features (zero columns): guard each division (clamp "
+            "the norm and the denominator away from 0) so that an unlearned feature gets 0"
         )
-    hint = "D_i = ‖W_i‖² / Σ_j (Ŵ_i · W_j)², with Ŵ_i = W_i / ‖W_i‖ and the sum including j = i"
-    overlaps_raw = torch.einsum("khi,khj->kij", W, W)
-    unnormalised = (W.norm(dim=1) ** 2) / (overlaps_raw**2).sum(-1).clamp_min(1e-8)
-    without_self = (W.norm(dim=1) ** 2) / ((metrics.overlaps(W) ** 2).sum(-1) - W.norm(dim=1) ** 2).clamp_min(1e-8)
-    if torch.allclose(got, unnormalised, atol=1e-4):
-        hint = "you used W_i · W_j in the denominator: project on the unit vector Ŵ_i = W_i / ‖W_i‖"
-    elif torch.allclose(got[0, :5], without_self[0, :5], atol=1e-4):
-        hint = "the denominator must include j = i (the feature's own ‖W_i‖²)"
-    assert_close(got, expected, "dimensionality(W)", "(inst, feats)", atol=1e-4, rtol=1e-3, hint=hint)
+    norms = W.norm(dim=1)
+    unit = W / norms[:, None, :].clamp_min(1e-8)
+    overlaps = torch.einsum("khi,khj->kij", unit, W)
+    mixed = torch.einsum("khi,lhj->kij", unit, W) / W.shape[0]
+    assert_close(
+        got,
+        expected,
+        "dimensionality(W)",
+        "(inst, feats)",
+        atol=1e-4,
+        rtol=1e-3,
+        rule="It should be D_i = ‖W_i‖² / Σ_j (Ŵ_i · W_j)², with Ŵ_i = W_i / ‖W_i‖, the sum including j = i, "
+        "and 0 for a zero column.",
+        mistakes={
+            "the denominator uses W_i · W_j: project on the unit vector Ŵ_i = W_i / ‖W_i‖": _guarded(
+                norms**2, (torch.einsum("khi,khj->kij", W, W) ** 2).sum(-1)
+            ),
+            "the denominator leaves out j = i: the sum runs over every feature, the feature itself included": _guarded(
+                norms**2, (overlaps**2).sum(-1) - norms**2
+            ),
+            "the numerator is ‖W_i‖, not ‖W_i‖²": _guarded(norms, (overlaps**2).sum(-1)),
+            "the overlaps are not squared: Σ_j (Ŵ_i · W_j)²": _guarded(norms**2, overlaps.abs().sum(-1)),
+            "unlearned features (zero columns) get 1: they should get 0": torch.where(
+                zero_columns, 1.0, expected
+            ),
+            "the overlaps mix instances: contract only over d_hidden, within each instance": _guarded(
+                norms**2, (mixed**2).sum(-1)
+            ),
+        },
+    )
     passed("dimensionality")
 
 
 @learner_check(metrics.dims_per_feature, "`utils.metrics.dims_per_feature`")
 def check_dims_per_feature(fn) -> None:
     """Check a learner's `dims_per_feature(W)`: `(inst, d_hidden, feats) -> (inst,)`, D* = d_hidden / ‖W‖²_F."""
+    require_function(fn, "dims_per_feature")
     W = _geometry_weights()[:3]
-    got = fn(W.clone())
+    given = W.clone()
+    got = call_learner("dims_per_feature", fn, given)
+    if not torch.equal(given, W):
+        raise AssertionError("dims_per_feature modified its input W: compute on new tensors")
     expected = metrics.dims_per_feature(W)
-    assert_tensor(got, "dims_per_feature(W)", tuple(expected.shape), "(inst,)")
     frobenius = W.pow(2).sum(dim=(1, 2))
-    hint = "D* = d_hidden / ‖W‖²_F, with ‖W‖²_F the sum of squares of all of an instance's weights"
-    if torch.allclose(got, W.shape[1] / frobenius.sqrt(), atol=1e-4):
-        hint = "divide by the *squared* Frobenius norm"
-    elif torch.allclose(got, W.shape[2] / frobenius, atol=1e-4):
-        hint = "the numerator is d_hidden (W.shape[1]), not the number of features"
-    assert_close(got, expected, "dims_per_feature(W)", "(inst,)", atol=1e-4, rtol=1e-3, hint=hint)
+    d_hidden, n_features = W.shape[1], W.shape[2]
+    assert_close(
+        got,
+        expected,
+        "dims_per_feature(W)",
+        "(inst,)",
+        atol=1e-4,
+        rtol=1e-3,
+        rule="It should be D* = d_hidden / ‖W‖²_F for each instance, ‖W‖²_F the sum of squares of its weights.",
+        mistakes={
+            "it divides by ‖W‖_F: divide by the *squared* Frobenius norm": d_hidden / frobenius.sqrt(),
+            "the numerator is the number of features: it is d_hidden (W.shape[1])": n_features / frobenius,
+            "it is inverted: D* = d_hidden / ‖W‖²_F": frobenius / d_hidden,
+            "‖W‖²_F is summed over every instance at once: sum over d_hidden and feats only": (
+                d_hidden / frobenius.sum()
+            ).expand(W.shape[0]),
+            "‖W‖²_F is a mean of squares: sum them": d_hidden / W.pow(2).mean(dim=(1, 2)),
+            "every instance uses instance 0's weights": (d_hidden / frobenius[0]).expand(W.shape[0]),
+        },
+    )
     passed("dims_per_feature")
 
 
+# --- exercises 3.3 and 3.4 ------------------------------------------------------------------------
+
 _PAIR_PROBABILITY = torch.tensor([[0.1, 0.3, 0.5], [0.05, 0.2, 0.4]])
-_PAIR_BATCH = 40_000
+_PAIR_BATCH = 6_000
+_PAIR_DIMS = "(batch, inst, 2 * n_pairs)"
 
 
 def _pair_batch(fn, what: str) -> torch.Tensor:
     n_inst, n_pairs = _PAIR_PROBABILITY.shape
+    require_function(fn, what)
     with torch.random.fork_rng():
         torch.manual_seed(6)
-        batch = fn(_PAIR_PROBABILITY.clone(), _PAIR_BATCH)
-    assert_tensor(batch, what, (_PAIR_BATCH, n_inst, 2 * n_pairs), "(batch, inst, feats)")
-    if not ((batch >= 0) & (batch <= 1)).all():
-        raise AssertionError(f"{what} has values in [{batch.min():.3g}, {batch.max():.3g}]; features lie in [0, 1]")
-    values = batch[batch != 0]
-    if abs(values.mean().item() - 0.5) > 0.01 or abs(values.std().item() - 12**-0.5) > 0.01:
-        raise AssertionError(
-            f"{what}: active values have mean {values.mean():.3f} and std {values.std():.3f}; uniform on [0, 1] has 0.5 and "
-            f"{12**-0.5:.3f}"
-        )
+        batch = call_learner(what, fn, _PAIR_PROBABILITY.clone(), _PAIR_BATCH)
+        other = call_learner(what, fn, _PAIR_PROBABILITY.clone(), _PAIR_BATCH)
+    assert_tensor(batch, f"{what}(feature_probability, {_PAIR_BATCH})", (_PAIR_BATCH, n_inst, 2 * n_pairs), _PAIR_DIMS)
+    if torch.equal(batch, other):
+        raise AssertionError(f"{what} returned the same batch twice: draw fresh random numbers on every call")
     return batch
 
 
-def _check_marginals(active: torch.Tensor, what: str) -> None:
+def _check_feature_rates(active: torch.Tensor, what: str, extra: dict[str, float] | None = None) -> None:
+    """Each feature is active with its pair's probability p."""
     n_inst, n_pairs = _PAIR_PROBABILITY.shape
     for k in range(n_inst):
         for i in range(2 * n_pairs):
             p = _PAIR_PROBABILITY[k, i // 2].item()
             assert_rate(
-                active[:, k, i].float().mean().item(), p, _PAIR_BATCH,
-                f"{what}: the fraction of samples where feature {i} (pair {i // 2}) of instance {k} is active",
+                active[:, k, i].float().mean().item(),
+                p,
+                _PAIR_BATCH,
+                f"{what}: the fraction of samples where feature {i} (pair {i // 2}, p = {p:g}) of instance {k} is active",
+                {
+                    "every instance uses instance 0's probabilities": _PAIR_PROBABILITY[0, i // 2].item(),
+                    "feature i uses probability p[i % n_pairs] (torch.repeat): feature 2k and 2k + 1 both use pair k's "
+                    "probability (torch.repeat_interleave)": _PAIR_PROBABILITY[k, i % n_pairs].item(),
+                    **{message: factor * p for message, factor in (extra or {}).items()},
+                },
+            )
+
+
+def _check_values(batch: torch.Tensor, active: torch.Tensor, what: str) -> None:
+    """Active values are uniform on [0, 1] for every feature, and independent within a pair."""
+    n_inst, n_pairs = _PAIR_PROBABILITY.shape
+    for k in range(n_inst):
+        for i in range(2 * n_pairs):
+            p = _PAIR_PROBABILITY[k, i // 2].item()
+            assert_uniform(
+                batch[active[:, k, i], k, i],
+                0.0,
+                1.0,
+                f"{what}: the active values of feature {i} in instance {k}",
+                {
+                    "the value reuses the number u < p that made the pair active, so it lies in [0, p): divide it by "
+                    "p, or draw the values separately": (0.0, p),
+                    "the value reuses the number u < 2p that made the pair active, so it lies in [0, 2p): divide it "
+                    "by 2p, or draw the values separately": (0.0, 2 * p),
+                    "the value reuses the number p <= u < 2p that chose the second feature: subtract p and divide by p, "
+                    "or draw the values separately": (p, 2 * p),
+                    "the values are uniform on [-1, 1]: this law is uniform on [0, 1] (torch.rand)": (-1.0, 1.0),
+                },
             )
 
 
 @learner_check(reference_correlated_batch, "correlated pairs (`utils.data.CorrelatedPairs`)")
 def check_correlated_generator(fn) -> None:
     """Check `fn(feature_probability, batch_size) -> (batch, inst, 2 * n_pairs)` against `utils.data.CorrelatedPairs`:
-    each pair (features 2k, 2k+1) is active together with probability p, with independent uniform values."""
+    each pair (features 2k, 2k+1) is active together with probability p, pairs independently, with independent
+    uniform values."""
     what = "generate_correlated_batch"
     batch = _pair_batch(fn, what)
     active = batch != 0
@@ -122,38 +213,69 @@ def check_correlated_generator(fn) -> None:
     if mismatch > 0:
         raise AssertionError(
             f"{what}: in {100 * mismatch:.1f}% of (sample, pair) cases one feature of a pair is active and the other not; "
-            "correlated features are active together: draw one 'is the pair active?' number per pair"
+            "correlated features are active together: draw one 'is the pair active?' number per pair, not per feature"
         )
-    _check_marginals(active, what)
-    both = first & second
-    a, b = batch[..., 0::2][both], batch[..., 1::2][both]
-    correlation = torch.corrcoef(torch.stack([a, b]))[0, 1].item()
-    if abs(correlation) > 5 / len(a) ** 0.5:
-        raise AssertionError(
-            f"{what}: the two values of an active pair have correlation {correlation:.3f}; they should be independent "
-            "(only *whether* they are active is shared): draw each value separately"
-        )
+    _check_feature_rates(active, what)
+    assert_independent_activity(first, _PAIR_PROBABILITY, what, names="pair")
+    _check_values(batch, active, what)
+    n_inst, n_pairs = _PAIR_PROBABILITY.shape
+    for k in range(n_inst):
+        for pair in range(n_pairs):
+            on = first[:, k, pair]
+            a, b = batch[on, k, 2 * pair], batch[on, k, 2 * pair + 1]
+            correlation = torch.corrcoef(torch.stack([a, b]).double())[0, 1].item()
+            if abs(correlation) > 5 / len(a) ** 0.5:
+                cause = " Likely cause: both features get one value draw." if correlation > 0.99 else ""
+                raise AssertionError(
+                    f"{what}: the two values of pair {pair} in instance {k} have correlation {correlation:.3f} over "
+                    f"{len(a)} samples; they should be independent (only *whether* they are active is shared): draw "
+                    f"each feature's value separately.{cause}"
+                )
+    assert_independent_values(batch[..., 0::2], first, what, names="pair")
     passed(what)
 
 
 @learner_check(reference_anticorrelated_batch, "anticorrelated pairs (`utils.data.AnticorrelatedPairs`)")
 def check_anticorrelated_generator(fn) -> None:
     """Check `fn(feature_probability, batch_size) -> (batch, inst, 2 * n_pairs)` against `utils.data.AnticorrelatedPairs`:
-    each feature is active with probability p and never together with its partner."""
+    each feature is active with probability p and never together with its partner; pairs are independent."""
     what = "generate_anticorrelated_batch"
     batch = _pair_batch(fn, what)
     active = batch != 0
-    together = (active[..., 0::2] & active[..., 1::2]).float().mean().item()
+    first, second = active[..., 0::2], active[..., 1::2]
+    together = (first & second).float().mean().item()
     if together > 0:
         raise AssertionError(
             f"{what}: both features of a pair are active in {100 * together:.2f}% of (sample, pair) cases; "
             "anticorrelated features are never active together"
         )
-    try:
-        _check_marginals(active, what)
-    except AssertionError as error:
-        raise AssertionError(
-            f"{error}. Each feature must keep the marginal probability p: the pair is active with probability 2p, "
-            "and then one of the two, chosen with equal chance"
-        ) from None
+    _check_feature_rates(
+        active,
+        what,
+        {
+            "the pair is active with probability p and one of its features is picked with a fair coin, so each feature "
+            "has p/2: make the pair active with probability 2p": 0.5,
+        },
+    )
+    # Pairs are independent of each other: which pairs are active, and which feature a pair picks.
+    assert_independent_activity(first | second, 2 * _PAIR_PROBABILITY, what, names="pair")
+    n_inst, n_pairs = _PAIR_PROBABILITY.shape
+    for k in range(n_inst):
+        for a in range(n_pairs):
+            for b in range(a + 1, n_pairs):
+                both = (first | second)[:, k, a] & (first | second)[:, k, b]
+                m = int(both.sum())
+                same = (first[both, k, a] == first[both, k, b]).float().mean().item()
+                assert_rate(
+                    same,
+                    0.5,
+                    m,
+                    f"{what}: where pairs {a} and {b} of instance {k} are both active, the fraction in which they pick "
+                    "the same feature (first or second)",
+                    {
+                        "one coin picks the feature for every pair: flip a coin for each pair": 1.0,
+                    },
+                )
+    _check_values(batch, active, what)
+    assert_independent_values(batch, active, what)
     passed(what)

@@ -5,12 +5,20 @@ from __future__ import annotations
 import torch
 
 from utils import computation
-from utils.checks.compare import assert_close, assert_tensor, call_learner, learner_check, passed
+from utils.checks.compare import (
+    assert_close,
+    call_learner,
+    close,
+    learner_check,
+    passed,
+    require_function,
+)
 
 
 @learner_check(computation.gains_and_leaks, "`utils.computation.gains_and_leaks`")
 def check_gains_and_leaks(gains_and_leaks) -> None:
     """The learner's `gains_and_leaks(W_in, W_out) -> (gain, leak)`, both `(inst, feats)`."""
+    require_function(gains_and_leaks, "gains_and_leaks")
     g = torch.Generator().manual_seed(0)
     W_in = torch.randn(4, 7, 9, generator=g)
     W_out = torch.randn(4, 9, 7, generator=g)
@@ -22,16 +30,43 @@ def check_gains_and_leaks(gains_and_leaks) -> None:
         raise AssertionError(f"gains_and_leaks should return a tuple (gain, leak), got {type(result).__name__}")
     gain, leak = result
     expected_gain, expected_leak = computation.gains_and_leaks(W_in, W_out)
-    assert_tensor(gain, "gain", (4, 9), "(inst, feats)")
-    assert_tensor(leak, "leak", (4, 9), "(inst, feats)")
-    diagonal = computation.effective_weights(W_in, W_out).diagonal(dim1=1, dim2=2)
-    if torch.allclose(gain, diagonal, atol=1e-5):
-        raise AssertionError(
-            "gain equals the diagonal of W_eff = W_out W_in: that also counts neurons reading x_i with a negative "
-            "weight, which stay silent for x_i > 0; only ReLU(W_in) counts for a positive input"
-        )
-    if torch.allclose(leak, -expected_leak, atol=1e-5):
-        raise AssertionError("leak has the wrong sign: it is the output at x_i = -1, W_out · ReLU(-W_in) times |x_i| = 1")
-    assert_close(gain, expected_gain, "gain", "(inst, feats)", hint="gain[k, i] = Σ_h W_out[k, i, h] · ReLU(W_in[k, h, i])")
-    assert_close(leak, expected_leak, "leak", "(inst, feats)", hint="leak[k, i] = Σ_h W_out[k, i, h] · ReLU(-W_in[k, h, i])")
+    if close(gain, expected_leak) and close(leak, expected_gain):
+        raise AssertionError("gains_and_leaks returns (leak, gain): return (gain, leak)")
+
+    def paired(W_read: torch.Tensor, W_write: torch.Tensor = W_out) -> torch.Tensor:
+        return torch.einsum("kih,khi->ki", W_write, W_read)
+
+    every_output = torch.einsum("kjh,khi->ki", W_out, torch.relu(W_in))
+    assert_close(
+        gain,
+        expected_gain,
+        "gain",
+        "(inst, feats)",
+        rule="It should be gain[k, i] = Σ_h W_out[k, i, h] · ReLU(W_in[k, h, i]).",
+        mistakes={
+            "gain is the diagonal of W_eff = W_out W_in: that also counts neurons that read x_i with a negative "
+            "weight, which stay silent for x_i > 0; only ReLU(W_in) counts for a positive input": paired(W_in),
+            "gain uses |W_in|: neurons that read x_i negatively are silent for x_i > 0, use ReLU(W_in)": paired(W_in.abs()),
+            "gain sums what every output receives: output i reads W_out[k, i, h] only": every_output,
+            "every instance uses instance 0's weights": paired(torch.relu(W_in[:1]), W_out[:1]).expand_as(expected_gain),
+        },
+    )
+    assert_close(
+        leak,
+        expected_leak,
+        "leak",
+        "(inst, feats)",
+        rule="It should be leak[k, i] = Σ_h W_out[k, i, h] · ReLU(-W_in[k, h, i]), the output at x_i = -1.",
+        mistakes={
+            "leak has the wrong sign: it is the output at x_i = -1, Σ_h W_out · ReLU(-W_in) times |x_i| = 1": -expected_leak,
+            "leak uses ReLU(W_in), the neurons that fire for x_i > 0: for x_i < 0 the neurons with negative "
+            "W_in fire, ReLU(-W_in)": paired(torch.relu(W_in)),
+            "leak uses ReLU(W_in) with a minus sign: the neurons that fire for x_i < 0 are those with negative "
+            "W_in, ReLU(-W_in)": -paired(torch.relu(W_in)),
+            "leak sums what every output receives: output i reads W_out[k, i, h] only": torch.einsum(
+                "kjh,khi->ki", W_out, torch.relu(-W_in)
+            ),
+            "every instance uses instance 0's weights": paired(torch.relu(-W_in[:1]), W_out[:1]).expand_as(expected_leak),
+        },
+    )
     passed("gains_and_leaks")

@@ -1,12 +1,11 @@
-"""The fast trainer for the tied ReLU model x' = ReLU(WᵀWx + b) (`ToyModel`), used by `utils.train.optimize`.
+"""The fast trainer of the tied ReLU model `ToyModel` on a CPU, used by `utils.train.optimize`.
 
-Modules, in reading order: `gradients` (the loss and its hand-derived gradient), `adam` (in-place
-Adam, as torch.optim.Adam), `laws` (the data laws as maps from uniforms), `trainer` (the training
-and evaluation loops: eager, or compiled), `planes` with `prefetch` (the eager step of small models,
-and their random numbers drawn on a second thread), `kernel.c` with `native` (the compiled loops on a CPU:
-the same step in C, built with the system C compiler), `philox` (a counter-based random generator
-in torch ops, for the torch.compile path that CUDA uses).
+Reading order: `trainer` (which path a run takes, and the two loops), `native` with `kernel.c` (the
+step in C, for long runs), `planes` (the same step in torch ops, with Adam: the eager path),
+`prefetch` (uniforms drawn on a second thread), `laws` (the data laws as maps from uniforms).
+Measurements: `PERFORMANCE.md`.
 """
 
-# ruff: noqa: F401
-from utils.fast.trainer import evaluate_fast, train_fast, unsupported_reason
+from utils.fast.trainer import evaluate_fast, route, train_fast, unsupported_reason
+
+__all__ = ["evaluate_fast", "route", "train_fast", "unsupported_reason"]

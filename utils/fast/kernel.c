@@ -2,15 +2,15 @@
  *
  * `utils/fast/native.py` compiles this file once per shape and law, with the sizes as constants
  *
- *     cc -O3 -march=native -DNF=<features> -DNH=<hidden> -DLAW=<0..3> -shared -fPIC kernel.c
+ *     cc -O3 -march=native -DNF=<features> -DNH=<hidden> -DLAW=<law name> -shared -fPIC kernel.c
  *
  * and calls it through ctypes on the memory of torch tensors, from several threads, each on its
- * own range of instances. It does what `utils/fast/trainer.py` does with tensors, one instance at a
+ * own range of instances. It does what `utils/fast/planes.py` does with tensors, one instance at a
  * time: all of an instance's steps run back to back with its weights, Adam moments and random state
- * in registers, so nothing but the parameters ever touches memory. The arithmetic is the one
- * written out in `utils/fast/gradients.py` (loss and hand-written gradient) and
- * `utils/fast/adam.py` (torch.optim.Adam, weight decay added to the gradient), and the data laws
- * are those of `utils/data.py`'s `*_from_uniform` maps.
+ * in cache (in registers, for small models), so nothing but the parameters goes back to memory. The
+ * arithmetic is the one written out in `utils/fast/planes.py` (loss, hand-written gradient, and
+ * torch.optim.Adam with weight decay added to the gradient), and the data laws are those of
+ * `utils/data.py`'s `*_from_uniform` maps; tests compare both with autograd.
  *
  * Vectorisation: samples are processed LANES = 8 at a time, sample l of a block in lane l of a
  * GCC/Clang vector type (`vf`: 8 floats, one AVX register), so the code below reads like scalar
@@ -21,13 +21,25 @@
  * Vigna 2018; four 32-bit words of state, the upper 24 bits of s0 + s3 give a float32 uniform on
  * [0, 1)), seeded by splitmix64 from the key and the lane's global index, so an instance's stream
  * depends on the key and its index only: not on the number of threads or how instances are split.
+ *
+ * Memory: the arrays with one entry per weight (weights, moments, gradient sums: 44 bytes a weight)
+ * are allocated on the heap once per call, so any number of weights fits; `train` and `evaluate`
+ * return 1 when that allocation fails. Per-feature vectors live on the stack (about 150 bytes a
+ * feature), so `native.py` refuses models with very many features.
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+/* The laws, by the names utils/fast/laws.py passes as -DLAW=<name>. */
+#define SPARSE_UNIFORM 0       /* feature f active when u_f < p_f, value low + (high - low) u_f / p_f */
+#define HIERARCHICAL_PAIRS 1   /* parent when u_0 < p_1; child when also u_1 < p(child | parent) */
+#define CORRELATED_PAIRS 2     /* pair k active when u_2k < p_k, values u_2k / p_k and u_2k+1 */
+#define ANTICORRELATED_PAIRS 3 /* one uniform per pair: the first on [0, p), the second on [p, 2p) */
+
 #if !defined(NF) || !defined(NH) || !defined(LAW)
-#error "compile with -DNF=<features> -DNH=<hidden dimensions> -DLAW=<law code>"
+#error "compile with -DNF=<features> -DNH=<hidden dimensions> -DLAW=<law name>"
 #endif
 
 #define LANES 8
@@ -45,22 +57,26 @@ static inline float lane_sum(vf v) {
     return total;
 }
 
-/* Law codes (utils/fast/laws.py's LawSpec.code), uniforms per sample NU, parameters per instance NP. */
-#if LAW == 0 /* SparseUniform: feature f active when u_f < p_f, value low + (high - low) u_f / p_f */
+/* Uniforms per sample NU and parameters per instance NP of each law. */
+#if LAW == SPARSE_UNIFORM
 #define NU NF
 #define NP NF
-#elif LAW == 1 /* HierarchicalPairs: parent when u_0 < p_1; child when also u_1 < p(child | parent) */
+#elif LAW == HIERARCHICAL_PAIRS
 #define NU 2
 #define NP 2
-#elif LAW == 2 /* CorrelatedPairs: pair k active when u_2k < p_k, values u_2k / p_k and u_2k+1 */
+#elif LAW == CORRELATED_PAIRS
 #define NU NF
 #define NP (NF / 2)
-#elif LAW == 3 /* AnticorrelatedPairs: one uniform per pair, first on [0, p), second on [p, 2p) */
+#elif LAW == ANTICORRELATED_PAIRS
 #define NU (NF / 2)
 #define NP (NF / 2)
 #else
 #error "unknown LAW"
 #endif
+const int64_t n_uniforms = NU, n_params = NP; /* for native.py's argument checks */
+
+#define WEIGHTS sizeof(float[NH][NF])
+#define SUMS sizeof(vf[NH][NF])
 
 typedef struct {
     vu s[4];
@@ -83,19 +99,19 @@ static inline vf next_uniform(rng_t *r) {
 static inline void sample(rng_t *r, const float *p, float low, float high, vf x[NF]) {
     vf u[NU];
     for (int k = 0; k < NU; k++) u[k] = next_uniform(r);
-#if LAW == 0
+#if LAW == SPARSE_UNIFORM
     for (int f = 0; f < NF; f++) x[f] = where(u[f] < p[f], low + (high - low) * (u[f] * (1.0f / p[f])));
-#elif LAW == 1
+#elif LAW == HIERARCHICAL_PAIRS
     vi parent = u[0] < p[0];
     x[0] = where(parent, u[0] * (1.0f / p[0]));
     x[1] = where(parent & (u[1] < p[1]), u[1] * (1.0f / p[1]));
-#elif LAW == 2
+#elif LAW == CORRELATED_PAIRS
     for (int k = 0; k < NF / 2; k++) {
         vi active = u[2 * k] < p[k];
         x[2 * k] = where(active, u[2 * k] * (1.0f / p[k]));
         x[2 * k + 1] = where(active, u[2 * k + 1]);
     }
-#elif LAW == 3
+#elif LAW == ANTICORRELATED_PAIRS
     for (int k = 0; k < NF / 2; k++) {
         vf v = u[k];
         float q = p[k];
@@ -107,6 +123,7 @@ static inline void sample(rng_t *r, const float *p, float low, float high, vf x[
 
 /* Adds one block's weighted squared errors to `loss` and its gradient terms to gW, gb:
  * z = W x, a = Wᵀz + b, e = ReLU(a) - x, r = scale·I·e·1[a > 0]; gb += r, gW += z rᵀ + (W r) xᵀ.
+ * A NaN pre-activation counts as on, so that NaN weights give a NaN loss, as ReLU(NaN) = NaN in torch.
  * `mask` is 1 for real samples and 0 for the padding of a last, partial block. */
 static inline void accumulate(const float W[NH][NF], const float b[NF], const float importance[NF], const vf x[NF],
                               vf mask, float scale, vf *loss, vf gW[NH][NF], vf gb[NF]) {
@@ -118,7 +135,7 @@ static inline void accumulate(const float W[NH][NF], const float b[NF], const fl
     for (int f = 0; f < NF; f++) {
         vf a = splat(b[f]);
         for (int h = 0; h < NH; h++) a += W[h][f] * z[h];
-        vi on = a > 0.0f;
+        vi on = ~(a <= 0.0f); /* a > 0, or NaN */
         vf error = where(on, a) - x[f];
         vf weighted = importance[f] * error * mask;
         *loss += weighted * error;
@@ -148,7 +165,7 @@ static inline void samples(rng_t *r, const float *p, float low, float high, cons
     }
 }
 
-/* torch.optim.Adam's update of one parameter (see utils/fast/adam.py). */
+/* torch.optim.Adam's update of one parameter (see utils/fast/planes.py). */
 static inline void adam(float *param, float grad, float *m, float *v, float lr_over_bc1, float bc2_sqrt,
                         float weight_decay) {
     grad += weight_decay * *param;
@@ -164,11 +181,11 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-/* The generators of instances first .. first + n - 1 under `key`: rng (n, 4, LANES) uint32. */
-void seed(int64_t n, int64_t first, uint64_t key, uint32_t *rng) {
+/* The generators of instances 0 .. n - 1 under `key`: rng (n, 4, LANES) uint32. */
+void seed(int64_t n, uint64_t key, uint32_t *rng) {
     for (int64_t i = 0; i < n; i++)
         for (int l = 0; l < LANES; l++) {
-            uint64_t x = key ^ (((uint64_t)(first + i) * LANES + (uint64_t)l) * 0xD1B54A32D192ED03ull);
+            uint64_t x = key ^ (((uint64_t)i * LANES + (uint64_t)l) * 0xD1B54A32D192ED03ull);
             uint64_t w0 = splitmix64(&x), w1 = splitmix64(&x);
             uint32_t *s = rng + i * 4 * LANES + l;
             s[0] = (uint32_t)w0, s[LANES] = (uint32_t)(w0 >> 32), s[2 * LANES] = (uint32_t)w1;
@@ -196,23 +213,26 @@ void draw(int64_t n, int64_t n_blocks, uint32_t *rng, float *out) {
  * (n, 4, LANES); lr (n_steps,); history (n_logged, history_stride): at every logged step (every
  * log_every-th, and the last) the loss before the update goes to column i. The loss of an
  * instance is the mean over batch and features of I_f (x'_f - x_f)². */
-void train(int64_t n, int64_t first_step, int64_t last_step, int64_t n_steps, int64_t batch, float *W, float *b,
-           float *mW, float *vW, float *mb, float *vb, const float *importance, const float *params, float low,
-           float high, uint32_t *rng, const float *lr, float weight_decay, int64_t log_every, float *history,
-           int64_t history_stride) {
+int train(int64_t n, int64_t first_step, int64_t last_step, int64_t n_steps, int64_t batch, float *W, float *b,
+          float *mW, float *vW, float *mb, float *vb, const float *importance, const float *params, float low,
+          float high, uint32_t *rng, const float *lr, float weight_decay, int64_t log_every, float *history,
+          int64_t history_stride) {
     const float inv_n = 1.0f / (float)(batch * NF), scale = 2.0f * inv_n;
     const float log_beta1 = (float)log(0.9), log_beta2 = (float)log(0.999);
+    float(*w)[NF] = malloc(WEIGHTS), (*m_w)[NF] = malloc(WEIGHTS), (*v_w)[NF] = malloc(WEIGHTS);
+    vf(*gW)[NF] = aligned_alloc(sizeof(vf), SUMS);
+    if (!w || !m_w || !v_w || !gW) return free(w), free(m_w), free(v_w), free(gW), 1;
     for (int64_t i = 0; i < n; i++) {
-        float w[NH][NF], m_w[NH][NF], v_w[NH][NF], bias[NF], m_b[NF], v_b[NF], imp[NF], p[NP];
+        float bias[NF], m_b[NF], v_b[NF], imp[NF], p[NP];
         rng_t r;
-        memcpy(w, W + i * NH * NF, sizeof w), memcpy(m_w, mW + i * NH * NF, sizeof w);
-        memcpy(v_w, vW + i * NH * NF, sizeof w), memcpy(bias, b + i * NF, sizeof bias);
+        memcpy(w, W + i * NH * NF, WEIGHTS), memcpy(m_w, mW + i * NH * NF, WEIGHTS);
+        memcpy(v_w, vW + i * NH * NF, WEIGHTS), memcpy(bias, b + i * NF, sizeof bias);
         memcpy(m_b, mb + i * NF, sizeof bias), memcpy(v_b, vb + i * NF, sizeof bias);
         memcpy(imp, importance + i * NF, sizeof imp), memcpy(p, params + i * NP, sizeof p);
         memcpy(&r, rng + i * 4 * LANES, sizeof r);
 
         for (int64_t step = first_step; step < last_step; step++) {
-            vf loss = splat(0.0f), gW[NH][NF], gb[NF];
+            vf loss = splat(0.0f), gb[NF];
             for (int h = 0; h < NH; h++)
                 for (int f = 0; f < NF; f++) gW[h][f] = splat(0.0f);
             for (int f = 0; f < NF; f++) gb[f] = splat(0.0f);
@@ -229,25 +249,31 @@ void train(int64_t n, int64_t first_step, int64_t last_step, int64_t n_steps, in
                 adam(&bias[f], lane_sum(gb[f]), &m_b[f], &v_b[f], lr_over_bc1, bc2_sqrt, weight_decay);
         }
 
-        memcpy(W + i * NH * NF, w, sizeof w), memcpy(mW + i * NH * NF, m_w, sizeof w);
-        memcpy(vW + i * NH * NF, v_w, sizeof w), memcpy(b + i * NF, bias, sizeof bias);
+        memcpy(W + i * NH * NF, w, WEIGHTS), memcpy(mW + i * NH * NF, m_w, WEIGHTS);
+        memcpy(vW + i * NH * NF, v_w, WEIGHTS), memcpy(b + i * NF, bias, sizeof bias);
         memcpy(mb + i * NF, m_b, sizeof bias), memcpy(vb + i * NF, v_b, sizeof bias);
         memcpy(rng + i * 4 * LANES, &r, sizeof r);
     }
+    return free(w), free(m_w), free(v_w), free(gW), 0;
 }
 
 /* The loss of n instances on n_samples fresh samples each: out (n,). Arguments as in `train`. */
-void evaluate(int64_t n, int64_t n_samples, const float *W, const float *b, const float *importance,
-              const float *params, float low, float high, uint32_t *rng, float *out) {
+int evaluate(int64_t n, int64_t n_samples, const float *W, const float *b, const float *importance,
+             const float *params, float low, float high, uint32_t *rng, float *out) {
+    float(*w)[NF] = malloc(WEIGHTS);
+    vf(*gW)[NF] = aligned_alloc(sizeof(vf), SUMS); /* gradients computed, ignored */
+    if (!w || !gW) return free(w), free(gW), 1;
+    memset(gW, 0, SUMS);
     for (int64_t i = 0; i < n; i++) {
-        float w[NH][NF], bias[NF], imp[NF], p[NP];
-        vf loss = splat(0.0f), gW[NH][NF] = {{{0}}}, gb[NF] = {{0}}; /* gradients computed, ignored */
+        float bias[NF], imp[NF], p[NP];
+        vf loss = splat(0.0f), gb[NF] = {{0}};
         rng_t r;
-        memcpy(w, W + i * NH * NF, sizeof w), memcpy(bias, b + i * NF, sizeof bias);
+        memcpy(w, W + i * NH * NF, WEIGHTS), memcpy(bias, b + i * NF, sizeof bias);
         memcpy(imp, importance + i * NF, sizeof imp), memcpy(p, params + i * NP, sizeof p);
         memcpy(&r, rng + i * 4 * LANES, sizeof r);
         samples(&r, p, low, high, (const float(*)[NF])w, bias, imp, n_samples, 0.0f, &loss, gW, gb);
         out[i] = lane_sum(loss) / (float)(n_samples * NF);
         memcpy(rng + i * 4 * LANES, &r, sizeof r);
     }
+    return free(w), free(gW), 0;
 }

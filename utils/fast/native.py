@@ -1,10 +1,12 @@
 """The CPU kernel (`kernel.c`): built with the system C compiler, called on tensors through ctypes.
 
-`kernel(n_features, n_hidden, law_code)` compiles `kernel.c` with those sizes as constants (well
-under a second; the library is cached on disk under `CACHE`, keyed by a hash of source, flags and host)
-and returns a `Kernel` whose methods run the C loops on torch tensors, in `torch.get_num_threads()`
-threads, each on its own range of instances (ctypes releases the GIL during the call). Where
-there is no C compiler or the build fails, `kernel` returns a sentence saying why instead.
+`load(n_features, n_hidden, law)` compiles `kernel.c` with those sizes and the law's name as
+constants (under a second) and returns a `Kernel`, whose methods check their tensors (dtype, shape,
+layout) and then run the C loops in `torch.get_num_threads()` threads, each on its own range of
+instances (ctypes releases the GIL during a call). Libraries are cached in
+`$XDG_CACHE_HOME/superposition-utils` (default `~/.cache/...`) next to a hash of their bytes, so a
+damaged one is rebuilt rather than loaded. Whatever goes wrong (no compiler, a failed build, a cache
+that cannot be written, a model too big), `load` returns a sentence saying why instead of raising.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -25,122 +28,173 @@ import torch
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
 """No -ffast-math: sums keep their order, and NaN stays NaN for the divergence check."""
-CACHE = Path(os.environ.get("UTILS_FAST_CACHE", Path.home() / ".cache" / "superposition-utils"))
 LANES = 8
 """Samples per SIMD block, as in kernel.c."""
+STACK_BYTES = 1 << 18
+"""kernel.c keeps its per-feature and per-hidden vectors on the thread's stack (about 160 and 32
+bytes each); models that would need more than this (half the smallest default thread stack, macOS's
+512 KiB) are refused."""
 SLICES_PER_THREAD = 8
 """Instance ranges per thread and call: small enough that a busy core does not hold the others up."""
 
 _f, _i64, _p = ctypes.c_float, ctypes.c_int64, ctypes.c_void_p
-_SIGNATURES = {
-    "seed": [_i64, _i64, ctypes.c_uint64, _p],
-    "draw": [_i64, _i64, _p, _p],
-    "train": [_i64, _i64, _i64, _i64, _i64, _p, _p, _p, _p, _p, _p, _p, _p, _f, _f, _p, _p, _f, _i64, _p, _i64],
-    "evaluate": [_i64, _i64, _p, _p, _p, _p, _f, _f, _p, _p],
+_SIGNATURES = {  # name: (argument types, return type)
+    "seed": ([_i64, ctypes.c_uint64, _p], None),
+    "draw": ([_i64, _i64, _p, _p], None),
+    "train": ([_i64, _i64, _i64, _i64, _i64, *[_p] * 8, _f, _f, _p, _p, _f, _i64, _p, _i64], ctypes.c_int),
+    "evaluate": ([_i64, _i64, _p, _p, _p, _p, _f, _f, _p, _p], ctypes.c_int),
 }
 
 
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+def cache_dir() -> Path:
+    """Where built libraries are kept: `$XDG_CACHE_HOME/superposition-utils`, else `~/.cache/...`."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "superposition-utils"
+
+
+def _compiler() -> list[str] | None:
+    """The C compiler command: `$CC` split into words (it may carry flags), else cc, gcc or clang."""
+    if os.environ.get("CC", "").strip():
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    return [found] if found else None
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _build(command: list[str], library: Path) -> None:
+    """Compile into `library` and write its hash beside it (both atomically); raise OSError on failure."""
+    library.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=library.parent) as build:
+        target = Path(build) / library.name
+        done = subprocess.run([*command, "-o", str(target)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise OSError(f"{command[0]} failed on kernel.c: {(done.stderr.strip().splitlines() or [''])[0][:160]}")
+        if not target.is_file() or target.stat().st_size == 0:
+            raise OSError(f"{command[0]} exited without error but wrote no library")
+        Path(build, "sha256").write_text(_digest(target))
+        os.replace(target, library)  # atomic: a concurrent process sees all or nothing
+        os.replace(Path(build, "sha256"), library.with_suffix(".sha256"))
 
 
 @functools.cache
-def kernel(n_features: int, n_hidden: int, law_code: int) -> Kernel | str:
-    """The compiled kernel for these sizes and law (`utils.fast.laws.LawSpec.code`), or why there is none."""
+def load(n_features: int, n_hidden: int, law: str) -> Kernel | str:
+    """The kernel for these sizes and law (a `kernel.c` law name), or a sentence saying why there is none."""
+    if 160 * n_features + 32 * n_hidden > STACK_BYTES:
+        return f"{n_features} features and {n_hidden} hidden dimensions are more than the C kernel takes"
     compiler = _compiler()
     if compiler is None:
         return "no C compiler (cc, gcc or clang) on PATH"
-    defines = [f"-DNF={n_features}", f"-DNH={n_hidden}", f"-DLAW={law_code}"]
+    defines = [f"-DNF={n_features}", f"-DNH={n_hidden}", f"-DLAW={law}"]
+    command = [*compiler, *FLAGS, *defines, str(SOURCE)]
     # -march=native: a library is only good for the machine that built it, so the host is in the key
-    built_for = " ".join([compiler, *FLAGS, *defines, platform.machine(), platform.node()])
-    digest = hashlib.sha256(SOURCE.read_bytes() + built_for.encode()).hexdigest()[:16]
-    library = CACHE / f"kernel-{n_features}x{n_hidden}-law{law_code}-{digest}.so"
-    if not library.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=CACHE) as build:
-            target = Path(build) / library.name
-            done = subprocess.run([compiler, *FLAGS, *defines, str(SOURCE), "-o", str(target)], capture_output=True, text=True)
-            if done.returncode != 0:
-                return f"{compiler} failed on kernel.c: {(done.stderr.strip().splitlines() or [''])[0][:160]}"
-            os.replace(target, library)  # atomic: a concurrent process sees all or nothing
-    return Kernel(ctypes.CDLL(str(library)), n_features, n_hidden, law_code)
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join([*command, platform.machine(), platform.node()]).encode())
+    library = cache_dir() / f"kernel-{n_features}x{n_hidden}-{law.lower()}-{key.hexdigest()[:16]}.so"
+    try:
+        recorded = library.with_suffix(".sha256")
+        if not (library.is_file() and recorded.is_file() and recorded.read_text() == _digest(library)):
+            _build(command, library)  # missing, or damaged (truncated, overwritten): build afresh
+        return Kernel(ctypes.CDLL(str(library)), n_features, n_hidden)
+    except OSError as error:  # no compiler, a failed build, an unwritable cache, a library that does not load
+        return f"{type(error).__name__}: {error}"[:240]
 
 
-def _ptr(t: torch.Tensor) -> ctypes.c_void_p:
-    return ctypes.c_void_p(t.data_ptr())
-
-
-def _rows(t: torch.Tensor, start: int) -> ctypes.c_void_p:
-    """Address of row `start` of the contiguous tensor `t` (instances first)."""
-    return ctypes.c_void_p(t.data_ptr() + start * t.stride(0) * t.element_size())
+def _address(t: torch.Tensor, row: int = 0) -> ctypes.c_void_p:
+    """Address of row `row` of `t` (instances first)."""
+    return ctypes.c_void_p(t.data_ptr() + row * t.stride(0) * t.element_size())
 
 
 class Kernel:
-    """kernel.c's functions on contiguous CPU tensors, instances first: float32, and rng `(inst, 4, LANES)` int32."""
+    """kernel.c's functions on CPU tensors, instances first: float32 (rng: int32 `(inst, 4, LANES)`).
 
-    def __init__(self, library: ctypes.CDLL, n_features: int, n_hidden: int, law_code: int):
-        for name, argtypes in _SIGNATURES.items():
-            getattr(library, name).argtypes = argtypes
-            getattr(library, name).restype = None
-        self.library = library
-        self.n_uniforms = {0: n_features, 1: 2, 2: n_features, 3: n_features // 2}[law_code]
+    Every method checks its tensors' dtype, shape and layout first and raises ValueError on a
+    mismatch: a wrong argument is an exception, never a write to memory that is not the tensor's.
+    """
+
+    def __init__(self, library: ctypes.CDLL, n_features: int, n_hidden: int):
+        for name, (argtypes, restype) in _SIGNATURES.items():
+            getattr(library, name).argtypes, getattr(library, name).restype = argtypes, restype
+        self.library, self.n_features, self.n_hidden = library, n_features, n_hidden
+        self.n_params, self.n_uniforms = (_i64.in_dll(library, name).value for name in ("n_params", "n_uniforms"))
+
+    @staticmethod
+    def _check(name: str, t, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> None:
+        """Raise ValueError unless `t` is a contiguous CPU tensor of this dtype and shape."""
+        if not (isinstance(t, torch.Tensor) and t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
+                and tuple(t.shape) == tuple(shape)):  # fmt: skip
+            got = f"{t.dtype} {tuple(t.shape)} on {t.device}" if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"kernel argument {name}: expected a contiguous CPU {dtype} tensor {shape}, got {got}")
+
+    def _check_model(self, n: int, rng: torch.Tensor, **tensors) -> None:
+        """`_check` the model's tensors (W, b, their moments, importance, params) and rng for `n` instances."""
+        f, h = self.n_features, self.n_hidden
+        shapes = {"W": (n, h, f), "b": (n, f), "importance": (n, f), "params": (n, self.n_params)}
+        for name, t in tensors.items():
+            self._check(name, t, shapes[name.removeprefix("m_").removeprefix("v_")])
+        self._check("rng", rng, (n, 4, LANES), torch.int32)
 
     @staticmethod
     def _split(n: int, call) -> None:
         """`call(start, stop)` over ranges of `n` instances, in torch.get_num_threads() threads."""
         threads = max(1, torch.get_num_threads())
         bounds = torch.linspace(0, n, min(n, threads * SLICES_PER_THREAD) + 1).round().long().tolist()
-        ranges = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        if threads == 1 or len(ranges) == 1:
-            for start, stop in ranges:
-                call(start, stop)
-            return
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda bounds: call(*bounds), ranges))
+            codes = list(pool.map(lambda r: call(*r), [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]))
+        if any(codes):
+            raise MemoryError("kernel.c could not allocate its working memory")
 
     def seed(self, n_inst: int, key: int) -> torch.Tensor:
         """Random states `(n_inst, 4, LANES)` for instances 0 .. n_inst - 1 under the 64-bit `key`."""
         rng = torch.empty(n_inst, 4, LANES, dtype=torch.int32)
-        self.library.seed(n_inst, 0, key, _ptr(rng))
+        self.library.seed(n_inst, key, _address(rng))
         return rng
 
     def draw(self, rng: torch.Tensor, n_blocks: int) -> torch.Tensor:
         """The uniforms of the next `n_blocks` sample blocks `(inst, n_blocks, n_uniforms, LANES)`; advances `rng`."""
-        out = torch.empty(rng.shape[0], n_blocks, self.n_uniforms, LANES)
-        self.library.draw(rng.shape[0], n_blocks, _ptr(rng), _ptr(out))
+        self._check("rng", rng, (len(rng), 4, LANES), torch.int32)
+        out = torch.empty(len(rng), n_blocks, self.n_uniforms, LANES)
+        self.library.draw(len(rng), n_blocks, _address(rng), _address(out))
         return out
 
-    def train(self, state, importance, params, value_range, rng, lrs, weight_decay, steps, batch, log_every, history):
+    def train(self, state, importance, params, value_range, rng, lrs, weight_decay, steps: range, batch, log_every,
+              history) -> None:  # fmt: skip
         """Run steps `steps = range(first, last)` of `len(lrs)` in place.
 
         Args:
             state: `(W (inst, hidden, feats), b (inst, feats), m_W, v_W, m_b, v_b)` (Adam moments alike).
             importance: `(inst, feats)`; params: `(inst, k)` the law's; value_range: `(low, high)`.
-            history: `(n_logged, inst)`, receives the loss before the update at each logged step.
+            lrs: `(n_steps,)`; history: `(n_logged, inst)`, receives the loss before the update at each
+                logged step (every `log_every`-th and the last), in row step // log_every.
         """
         W, b, m_W, v_W, m_b, v_b = state
-        n_steps = lrs.shape[0]
+        n, n_steps = len(W), len(lrs)
+        self._check_model(n, rng, W=W, b=b, m_W=m_W, v_W=v_W, m_b=m_b, v_b=v_b, importance=importance, params=params)
+        self._check("lrs", lrs, (n_steps,))
+        if not (0 <= steps.start < steps.stop <= n_steps and batch >= 1 and log_every >= 1):
+            raise ValueError(f"kernel.train: steps {steps} of {n_steps}, batch {batch}, log_every {log_every}")
+        rows = (steps.stop - 1) // log_every + 1  # at least; more are fine
+        self._check("history", history, (max(rows, len(history)) if isinstance(history, torch.Tensor) else rows, n))
+        tensors = (W, b, m_W, v_W, m_b, v_b, importance, params)
 
-        def call(start: int, stop: int) -> None:
-            self.library.train(
-                stop - start, steps.start, steps.stop, n_steps, batch,
-                *(_rows(t, start) for t in (W, b, m_W, v_W, m_b, v_b, importance, params)),
-                *value_range, _rows(rng, start), _ptr(lrs), weight_decay, log_every,
-                _rows(history.t(), start), history.shape[1],
+        def call(start: int, stop: int) -> int:
+            return self.library.train(
+                stop - start, steps.start, steps.stop, n_steps, batch, *(_address(t, start) for t in tensors),
+                *value_range, _address(rng, start), _address(lrs), weight_decay, log_every,
+                _address(history.t(), start), n,
             )  # fmt: skip
 
-        self._split(W.shape[0], call)
+        self._split(n, call)
 
     def evaluate(self, W, b, importance, params, value_range, rng, n_samples: int) -> torch.Tensor:
         """The loss `(inst,)` on `n_samples` fresh samples per instance (arguments as in `train`)."""
-        out = torch.empty(W.shape[0])
+        n, out = len(W), torch.empty(len(W))
+        self._check_model(n, rng, W=W, b=b, importance=importance, params=params)
 
-        def call(start: int, stop: int) -> None:
+        def call(start: int, stop: int) -> int:
             tensors = (W, b, importance, params)
-            self.library.evaluate(
-                stop - start, n_samples, *(_rows(t, start) for t in tensors), *value_range, _rows(rng, start),
-                _rows(out, start),
-            )
+            return self.library.evaluate(stop - start, n_samples, *(_address(t, start) for t in tensors), *value_range,
+                                         _address(rng, start), _address(out, start))  # fmt: skip
 
-        self._split(W.shape[0], call)
+        self._split(n, call)
         return out

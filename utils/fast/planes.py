@@ -1,32 +1,31 @@
-"""The eager training step for small tied ReLU models, on feature planes in buffers allocated once.
+"""The eager training step of small tied ReLU models, x' = ReLU(WᵀWx + b): gradient by hand, then Adam.
 
-`utils.fast.gradients` derives the loss of x' = ReLU(WᵀWx + b) and its gradients; this module runs
-the same step eagerly, for models with at most `gradients.SMALL` weights per instance (chapter 4's
-sweep has 2 features in 1 dimension). Eager torch runs one op at a time, each a pass over memory,
-so what a step costs is mostly how its tensors are allocated and laid out, not its arithmetic.
-Measured on the 2-core CPU this book is tested on, three things dominated a straightforward eager
-step, and each has its fix here:
+For one instance with weights W (hidden x feats), bias b, importances I and a batch of B inputs x,
 
-1. Fresh tensors. A result of a few megabytes is new memory from the operating system (glibc hands
-   big blocks back when they are freed), and writing it page-faults page by page: a subtraction of
-   two 256 x 1000 x 2 tensors took 0.61 ms into a fresh tensor, 0.17 ms into an existing one. Here
-   every intermediate lives in a `Workspace` allocated once per run, and each op writes into it
-   (`out=` or in place).
-2. Layouts without SIMD. On 256 x 4000 floats, `torch.where(x < 0.5, x, 0.0)` took 3.5 ms against
-   0.25 ms for a multiply; on 256 x 2000, multiplying by a per-instance vector read with a stride
-   took 0.42 ms, by a contiguous one 0.07 ms. Here samples are feature planes
-   `(feats, batch, inst)`, per-instance parameters rows `(..., inst)` (instances contiguous), masks
-   0/1 floats (`utils.data`'s laws), and the ReLU's gradient is `threshold_backward` (the error where
-   the pre-activation is positive).
-3. Random numbers: drawn ahead on a second core (`utils.fast.prefetch`).
+    z = W x,    a = Wᵀz + b,    x' = ReLU(a),    L = 1/(B·F) Σ_batch Σ_f I_f (x'_f - x_f)².
 
-A chunk's instances are trained in blocks of at most `BLOCK`, so that a block's planes stay in
-cache; Adam then updates the whole chunk. With r = 2 I (x' - x)·1[a > 0] / (batch·feats), a block
-needs only the batch sums Σ r and Σ x rᵀ (as z = W x, Σ z rᵀ = W Σ x rᵀ), the gradients being
+Backward, with r_f := ∂L/∂a_f = 2 I_f (x'_f - x_f) 1[a_f > 0] / (B·F) (the ReLU passes the gradient
+where it is on): ∂L/∂b_f = Σ_batch r_f, and W, which appears twice (read-in z = W x, read-out Wᵀz),
+gets two terms, Σ_batch z rᵀ + W Σ_batch r xᵀ. As z = W x, both need only the batch sums
+xr[g, f] = Σ_batch x_g r_f:
 
-    ∂L/∂b_f = Σ r_f,    ∂L/∂W_hf = Σ_g W_hg Σ x_g r_f + Σ_g W_hg Σ x_f r_g.
+    ∂L/∂b_f = Σ_batch r_f,    ∂L/∂W_hf = Σ_g W_hg xr[g, f] + Σ_g W_hg xr[f, g].
 
-The loss itself is computed only on the steps that log it.
+Adam (`adam_update_`) with the arithmetic of torch.optim.Adam, weight decay added to the gradient: for
+step t = 1, 2, ... with gradient g of parameter θ,
+
+    g <- g + weight_decay·θ,   m <- m + (1 - β₁)(g - m),   v <- β₂ v + (1 - β₂) g²,
+    θ <- θ - lr/(1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε).
+
+This is the one torch statement of that step (tests compare it with autograd and torch.optim.Adam;
+`kernel.c` is the same step in C). Eager torch runs one op at a time, each a pass over memory, so
+what a step costs is mostly how its tensors are laid out and allocated (`PERFORMANCE.md`): samples
+are feature planes `(feats, batch, inst)` with instances contiguous, every intermediate lives in a
+`Workspace` allocated once, masks are 0/1 floats (`utils.data`'s laws), and the ReLU's gradient is
+`threshold_backward`. A chunk's instances go through in blocks of at most `BLOCK`, so that a block's
+planes stay in cache; Adam then updates the whole chunk. The loss is computed only on logged steps.
+Models with more than `SMALL` weights per instance would need too many plane operations: they train
+on the autograd path (or the kernel).
 """
 
 from __future__ import annotations
@@ -36,10 +35,12 @@ import sys
 
 import torch
 
-from utils.fast.adam import adam_update_
-
+SMALL = 64
+"""Most weights per instance (hidden x feats) this step takes."""
 BLOCK = 1024
 """Most instances per block: 256 samples x 1024 instances is 1 MB per plane."""
+BETAS, EPS = (0.9, 0.999), 1e-8
+"""Adam's, torch.optim.Adam's defaults."""
 
 _relu_backward = torch.ops.aten.threshold_backward.grad_input
 
@@ -140,7 +141,7 @@ def _deinterleave(u: torch.Tensor, planes: torch.Tensor, scratch: torch.Tensor) 
     """Copy `u: (batch, inst, n)` into `planes: (n, batch, inst)`.
 
     A strided copy reads one float at a time; for n = 2 (a little-endian pair of floats read as one
-    64-bit integer: low half the first, high half the second) two integer copies do it 2.5x faster.
+    64-bit integer: low half the first, high half the second) two integer copies are faster.
     `scratch`: int64 `(batch, inst)`.
     """
     pairs_aligned = u.stride(-1) == 1 and u.stride(-2) == 2 and u.storage_offset() % 2 == 0
@@ -150,3 +151,20 @@ def _deinterleave(u: torch.Tensor, planes: torch.Tensor, scratch: torch.Tensor) 
     pairs, halves = u.view(torch.int64)[..., 0], planes.view(torch.int32)
     halves[0].copy_(pairs)  # int64 -> int32 keeps the low 32 bits
     halves[1].copy_(torch.bitwise_right_shift(pairs, 32, out=scratch))
+
+
+def adam_update_(param, grad, exp_avg, exp_avg_sq, lr, step, weight_decay) -> None:
+    """One Adam update of `param` in place, and of its moments `exp_avg`, `exp_avg_sq` (same shape).
+
+    `lr`, `weight_decay`: 0-d float tensors; `step`: 0-d tensor, the number of this step from 1.
+    """
+    beta1, beta2 = BETAS
+    grad = grad + weight_decay * param
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    # 1 - βᵗ as -expm1(t log β): exact to float32 rounding even where βᵗ is close to 1.
+    step = step.to(param.dtype)
+    bias_correction1 = -torch.expm1(step * math.log(beta1))
+    bias_correction2_sqrt = (-torch.expm1(step * math.log(beta2))).sqrt()
+    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + EPS
+    param.sub_(lr / bias_correction1 * exp_avg / denom)

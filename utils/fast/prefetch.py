@@ -1,14 +1,9 @@
 """Uniform random batches drawn ahead on a background thread, for the eager fast path on a CPU.
 
-Torch's CPU generator fills a tensor one number at a time on one core (about 7 ns per number on the
-2-core machine this book is tested on): for a small model that is as long as the rest of a training
-step. `UniformPrefetch` moves the drawing to a second thread, a few batches ahead, so that it runs
-while the current batch is trained. It draws the same numbers in the same order as the plain loop
-
-    for _ in range(count):
-        u = torch.rand(shape, generator=generator)
-
-so a run draws the same numbers with or without it.
+Torch's CPU generator fills a tensor one number at a time on one core: for a small model that takes
+as long as the rest of a training step (`PERFORMANCE.md`). `UniformPrefetch` draws on a second
+thread, a few batches ahead, the same numbers in the same order as `torch.rand(shape,
+generator=generator)` called `count` times, so a run draws the same numbers with or without it.
 """
 
 from __future__ import annotations
@@ -19,8 +14,8 @@ import threading
 import torch
 
 MIN_NUMBERS = 1 << 16
-"""Prefetch only batches of at least this many numbers (about half a millisecond of drawing here):
-smaller ones save too little to give up a compute thread for."""
+"""Prefetch only batches of at least this many numbers: smaller ones save too little to give up a
+compute thread for."""
 
 
 def worth_prefetching(shape: tuple[int, ...], device: torch.device) -> bool:

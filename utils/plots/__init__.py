@@ -4,6 +4,12 @@ One module per family of figures; everything is re-exported here, so notebooks c
 """
 
 # ruff: noqa: F401
+from utils.plots.computation import (
+    plot_cosine_distribution,
+    plot_error_parts,
+    plot_frame_spectra,
+    plot_weight_heatmaps,
+)
 from utils.plots.curves import plot_curves
 from utils.plots.discrete import plot_features_in_Nd_discrete
 from utils.plots.features import (

@@ -7,6 +7,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import qualitative
 
+from utils.plots import inputs
+
 
 def plot_curves(
     x: torch.Tensor,
@@ -26,6 +28,8 @@ def plot_curves(
         curves: name -> `(n,)` values (NaN leaves a gap).
         references: name -> a constant drawn as a dashed horizontal line (e.g. a known optimum).
     """
+    x, curves = inputs.tensor(x, "x"), inputs.named_tensors(curves, "curves")
+    references = inputs.named_numbers(references, "references")
     x = torch.as_tensor(x).detach().double().cpu().flatten()
     if not curves:
         raise ValueError("curves must hold at least one named curve")

@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from utils.plots import inputs
+
 _PALETTE = [
     *plotly.colors.qualitative.Plotly,
     *plotly.colors.qualitative.Dark24,
@@ -52,6 +54,9 @@ def plot_features_in_Nd_discrete(
         legend_names: one legend entry per feature (default "feature i").
         subplot_titles: one title per instance (default "instance k").
     """
+    W1, W2 = inputs.weights(W1, "W1"), inputs.weights(W2, "W2")
+    legend_names = inputs.labels(legend_names, "legend_names")
+    subplot_titles = inputs.labels(subplot_titles, "subplot_titles")
     W1 = _as_weights(W1, "W1", "(inst, d_hidden, feats)")
     W2 = _as_weights(W2, "W2", "(inst, feats, d_hidden)")
     n_inst, d_hidden, n_features = W1.shape

@@ -15,6 +15,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from utils import metrics
+from utils.plots import inputs
 from utils.plots.neurons import neuron_bar_traces
 
 FEATURE_COLOURS = qualitative.Plotly
@@ -118,6 +119,9 @@ def plot_features_in_2d(
         n_cols: panels per row (default: up to 4).
         panel_height: pixels per row of panels; the width follows the page.
     """
+    W, n_cols = inputs.weights(W), inputs.optional_count(n_cols, "n_cols")
+    subplot_titles = inputs.labels(subplot_titles, "subplot_titles")
+    feature_names, colours = inputs.labels(feature_names, "feature_names"), inputs.labels(colours, "colours")
     W = _weights(W, d_hidden=2)
     n_inst, _, n_feats = W.shape
     titles = _titles(subplot_titles, n_inst)
@@ -182,6 +186,7 @@ def plot_features_in_Nd(
             to each other (`grouped_order`), which shows the structure when features are exchangeable.
             Axis labels and read-outs keep the original feature numbers.
     """
+    W, subplot_titles = inputs.weights(W), inputs.labels(subplot_titles, "subplot_titles")
     if matrix not in ("WtW", "W"):
         raise ValueError(f'matrix must be "WtW" or "W", got {matrix!r}')
     W = _weights(W)
@@ -255,6 +260,7 @@ def plot_cosine_similarities(
         order: "given" or "grouped" (features sharing directions next to each other), as in
             `plot_features_in_Nd`.
     """
+    W, subplot_titles = inputs.weights(W), inputs.labels(subplot_titles, "subplot_titles")
     W = _weights(W)
     n_inst = W.shape[0]
     titles = _titles(subplot_titles, n_inst)
@@ -292,6 +298,7 @@ def plot_feature_geometry(
         feature_probability: `(inst,)` the probability 1 - S that a feature is active in each instance;
             the horizontal axis is 1 / (1 - S), on a log scale.
     """
+    W, feature_probability = inputs.weights(W), inputs.tensor(feature_probability, "feature_probability")
     W = _weights(W)
     n_inst, _, n_feats = W.shape
     p = torch.as_tensor(feature_probability, dtype=torch.float64).detach().cpu().flatten()

@@ -8,6 +8,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import qualitative
 
+from utils.plots import inputs
+
 MAX_POINTS = 720
 """Curves are thinned to about this many points: the figure stays small, the shape does not change."""
 
@@ -27,6 +29,8 @@ def plot_direction_landscape(
         marks: label -> `(k,)` directions (radians) that training reached, drawn on that label's curve.
         relative: divide each curve by its minimum, so flat and steep landscapes compare at a glance.
     """
+    angles, curves = inputs.tensor(angles, "angles"), inputs.named_tensors(curves, "curves")
+    marks = inputs.named_tensors(marks or {}, "marks")
     stride = math.ceil(len(angles) / MAX_POINTS)
     degrees = (angles.detach().cpu() * 180 / math.pi).numpy()
     fig = go.Figure()

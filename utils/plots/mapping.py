@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from utils.plots import inputs
 from utils.train import DatasetRun
 
 INPUT_COLOUR = "rgba(120, 120, 120, 0.45)"
@@ -64,6 +65,7 @@ def _state(model, x: torch.Tensor, instance: int, h_range: tuple[float, float]) 
 
 def plot_data(x: torch.Tensor, title: str = "Data") -> go.Figure:
     """Scatter of two-feature points `x: (n_points, 2)`."""
+    x = inputs.tensor(x, "x")
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != 2:
         raise ValueError(f"x must have shape (n_points, 2), got {tuple(getattr(x, 'shape', ()))}")
     x = x.detach().cpu()
@@ -80,6 +82,8 @@ def plot_mapping(model, x: torch.Tensor, instance: int = 0, title: str = "The ma
         model: a `ToyModel` or `LinearToyModel` with 2 features and 1 hidden dimension.
         x: `(n_points, 2)` inputs; points are coloured by their hidden value.
     """
+    inputs.two_feature_model(model)
+    x, instance = inputs.points(x).to(model.W.dtype), inputs.instance(instance, model.cfg.n_inst)
     _check_two_to_one(model)
     _check_instance(model, instance)
     x = x.detach().cpu()
@@ -161,6 +165,11 @@ def plot_training_dashboard(
         optimum: a reference loss (e.g. the exact minimum), drawn as a dashed line if given.
         optimum_label: the legend name of that line.
     """
+    inputs.two_feature_model(model)
+    x, instance = inputs.points(x).to(model.W.dtype), inputs.instance(instance, model.cfg.n_inst)
+    n_shown, optimum = inputs.optional_count(n_shown, "n_shown"), inputs.optional_number(optimum, "optimum")
+    if not isinstance(run, DatasetRun):
+        raise TypeError(f"run must be the DatasetRun of utils.train.train_on_dataset, got {type(run).__name__}")
     _check_two_to_one(model)
     _check_instance(model, instance)
     x = x.detach().cpu()[:n_shown]

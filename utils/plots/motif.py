@@ -13,6 +13,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from utils.motif import MotifThresholds, check_weights, leak_and_inhibition
+from utils.plots import inputs
 from utils.plots.discrete import feature_colours
 
 _FLOOR = 1e-4  # weights below this are drawn in the first bin of the log-scale histograms
@@ -35,6 +36,9 @@ def plot_weight_distributions(
         W1: `(inst, d_hidden, feats)`; W2: `(inst, feats, d_hidden)`.
         groups: one label per instance (e.g. "p = 0.1"); instances with equal labels are pooled.
     """
+    W1, W2 = inputs.weights(W1, "W1"), inputs.weights(W2, "W2")
+    inputs.thresholds(thresholds)
+    groups = inputs.labels(groups, "groups")
     W1, W2 = check_weights(W1, W2)
     labels = _group_labels(groups, W1.shape[0])
     edges = np.linspace(np.log10(_FLOOR), 1.0, 61)
@@ -79,6 +83,8 @@ def plot_asymmetry(W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThreshol
     W2[i, n], colour = inhibition / leak (capped at 2). The asymmetric pairs lie right of and above the
     dashed lines at log₂ ratio; the motif needs colour at least `cancel`.
     """
+    W1, W2 = inputs.weights(W1, "W1"), inputs.weights(W2, "W2")
+    inputs.thresholds(thresholds)
     W1, W2 = check_weights(W1, W2)
     t = thresholds
     loudness, out = W1.abs(), W2.transpose(1, 2)
@@ -128,6 +134,7 @@ def plot_motif_frequency(table: pd.DataFrame, x: str, colour: str, title: str | 
         table: from `utils.motif.frequency_table`, with columns `x`, `colour`, `frequency`, `low`, `high`,
             `instances`, `with motif`.
     """
+    table = inputs.frame(table, "table")
     missing = {x, colour, "frequency", "low", "high", "instances", "with motif"} - set(table.columns)
     if missing:
         raise ValueError(f"table lacks the columns {sorted(missing)}; make it with utils.motif.frequency_table")
@@ -158,6 +165,7 @@ def plot_motif_trace(trace: pd.DataFrame, title: str | None = None) -> go.Figure
     """The traced mechanism (from `utils.motif.trace_motif`): for "i alone", "j alone" and "both", the
     parts of output j's pre-activation (the shared neuron, the inhibitors, the rest) stacked, with the
     pre-activation, the output after the ReLU and the target marked; output i alongside."""
+    trace = inputs.frame(trace, "trace")
     needed = {"j from n", "j from inhibitors", "j from the rest", "pre_j", "out_j", "target_j", "pre_i", "out_i", "target_i"}
     if missing := needed - set(trace.columns):
         raise ValueError(f"trace lacks the columns {sorted(missing)}; make it with utils.motif.trace_motif")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from utils.plots import inputs
+
 _KINDS = ("asymmetric", "reverse", "near-symmetric", "other")
 _KIND_NAMES = {
     "asymmetric": "asymmetric (i → j, the large leak)",
@@ -19,6 +21,8 @@ _FLOOR = 1e-7  # loss increases below this are drawn at it on the log scale
 def plot_cancellation_by_kind(pairs: pd.DataFrame, cap: float = 3.0, title: str | None = None) -> go.Figure:
     """Inhibition / leak for every shared pair, one box per kind (from `utils.motif.shared_pairs`), capped
     at `cap`; the dashed line at 1 is exact cancellation."""
+    pairs = inputs.frame(pairs, "pairs")
+    cap = inputs.optional_number(cap, "cap")
     if missing := {"kind", "leak", "inhibition"} - set(pairs.columns):
         raise ValueError(f"pairs lack the columns {sorted(missing)}; make them with utils.motif.shared_pairs")
     fig = go.Figure()
@@ -41,6 +45,7 @@ def plot_path_ablation(results: pd.DataFrame, title: str | None = None) -> go.Fi
     """For each detected motif (from `utils.motif.path_ablation_study`): the loss increase on "only x_i
     active" inputs against the strength of the paths cut, for the motif's inhibitor -> j paths and for
     the matched control; log-log."""
+    results = inputs.frame(results, "results")
     needed = {"instance", "loss intact", "loss, paths cut", "loss, control", "strength cut", "control strength"}
     if missing := needed - set(results.columns):
         raise ValueError(f"results lack the columns {sorted(missing)}; make them with utils.motif.path_ablation_study")

@@ -11,6 +11,8 @@ import torch
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from utils.plots import inputs
+
 INTERFERENCE_SCALE = "Viridis"
 
 
@@ -38,6 +40,8 @@ def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bo
         Two traces: the features' segments (bars with their own `base`, the stack below them),
         then the grey remainders.
     """
+    W, interference = inputs.tensor(W, "W"), inputs.tensor(interference, "interference")
+    top = inputs.as_integer(top, "top")
     W = _tensor(W, "W", 2)
     interference = _tensor(interference, "interference", 1)
     d_hidden, n_features = W.shape
@@ -89,6 +93,7 @@ def plot_feature_errors(
         errors: model name -> `(feats,)` error per feature.
         references: name -> a constant drawn as a dashed line (e.g. the error of an ignored feature, 1/6).
     """
+    errors, references = inputs.named_tensors(errors, "errors"), inputs.named_numbers(references, "references")
     if not errors:
         raise ValueError("errors must hold at least one model")
     named = {name: _tensor(values, f"errors[{name!r}]", 1) for name, values in errors.items()}
@@ -128,6 +133,7 @@ def plot_response_curves(
         x: `(n_x,)` input values.
         curves: `(n_x, feats)` one instance's responses.
     """
+    x, curves, gain = inputs.tensor(x, "x"), inputs.tensor(curves, "curves"), inputs.optional_number(gain, "gain")
     x = _tensor(torch.as_tensor(x, dtype=torch.float32), "x", 1)
     curves = _tensor(curves, "curves", 2)
     if curves.shape[0] != x.numel():
@@ -165,6 +171,7 @@ def plot_matrices(
         matrices: name -> `(n, n)`.
         limit: the colour scale's range ±limit (default: the largest magnitude).
     """
+    matrices, limit = inputs.named_tensors(matrices, "matrices"), inputs.optional_number(limit, "limit")
     if not matrices:
         raise ValueError("matrices must hold at least one matrix")
     named = {name: _tensor(M, f"matrices[{name!r}]", 2) for name, M in matrices.items()}
@@ -192,6 +199,7 @@ def plot_error_decomposition(
 ) -> go.Figure:
     """Stacked bars per feature, sorted by total: the error a feature makes alone (attenuation and
     leak) and what the other features add (interference). Both `(feats,)`."""
+    attenuation, interference = inputs.tensor(attenuation, "attenuation"), inputs.tensor(interference, "interference")
     attenuation = _tensor(attenuation, "attenuation", 1)
     interference = _tensor(interference, "interference", 1)
     if attenuation.shape != interference.shape:

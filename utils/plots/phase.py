@@ -20,6 +20,9 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from utils.plots import inputs
+from utils.validation import as_real
+
 CORNER_COLOURS = {
     # (norm high?, superposition high?) -> RGB in [0, 1]
     (True, False): (0.16, 0.30, 0.80),
@@ -40,6 +43,7 @@ def phase_colours(
     """
     if not (isinstance(norm, torch.Tensor) and isinstance(superposition, torch.Tensor)):
         raise TypeError("norm and superposition must be torch tensors")
+    norm_max, superposition_max = as_real(norm_max, "norm_max"), as_real(superposition_max, "superposition_max")
     if norm.shape != superposition.shape:
         raise ValueError(f"norm and superposition must have the same shape, got {tuple(norm.shape)} and {tuple(superposition.shape)}")
     if not (norm_max > 0 and superposition_max > 0):
@@ -142,6 +146,11 @@ def plot_phase_diagram(
 
     Hovering a cell reads out both axis values and the three metrics.
     """
+    norm, superposition = inputs.tensor(norm, "norm"), inputs.tensor(superposition, "superposition")
+    loss = inputs.tensor(loss, "loss")
+    x_values, y_values = inputs.tensor(x_values, "x_values"), inputs.tensor(y_values, "y_values")
+    norm_max, superposition_max = as_real(norm_max, "norm_max"), as_real(superposition_max, "superposition_max")
+    n_cols, panel_titles = inputs.optional_count(n_cols, "n_cols"), inputs.labels(panel_titles, "panel_titles")
     norm, superposition, loss = (_as_panels(v, n) for v, n in ((norm, "norm"), (superposition, "superposition"), (loss, "loss")))
     if not norm.shape == superposition.shape == loss.shape:
         raise ValueError(
