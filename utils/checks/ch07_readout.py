@@ -55,7 +55,7 @@ def _check_gradients(model, reference, x: torch.Tensor) -> None:
         if grad is None:
             raise AssertionError(f"your step_gradients leaves {name}.grad unset; set every parameter's .grad")
         assert_close(grad, expected[name], f"the gradient of {name} from your step_gradients", "(inst, ...)", atol=1e-5,
-                     hint="compare with autograd through forward and loss_per_instance; without the output ReLU, "
+                     rule="compare with autograd through forward and loss_per_instance; without the output ReLU, "
                      "every output passes its gradient (no mask on the output)")
 
 
@@ -86,13 +86,13 @@ def check_linear_output_model(cls) -> None:
         if torch.allclose(out.detach(), value.detach(), atol=1e-5):
             raise AssertionError(f"forward(x) leaves out {part}: the model is W2 ReLU(W1 x) + b_final, only the output ReLU goes")
     assert_close(out.detach(), expected, "forward(x)", DIMS,
-                 hint="output f of instance k is Σ_h W2[k, f, h] ReLU(W1 x)[h] + b_final[k, f]; W2 is (inst, feats, d_hidden)")
+                 rule="output f of instance k is Σ_h W2[k, f, h] ReLU(W1 x)[h] + b_final[k, f]; W2 is (inst, feats, d_hidden)")
     target = call_learner("target", model.target, x)
     if not (isinstance(target, torch.Tensor) and target.shape == x.shape and torch.allclose(target, x.abs())):
         raise AssertionError("target(x) should stay |x| (the parent's): only the output ReLU changes")
     loss = call_learner("loss_per_instance", model.loss_per_instance, out, x)
     assert_tensor(loss, "loss_per_instance(forward(x), x)", (CFG.n_inst,), "(inst,)")
     assert_close(loss.detach(), reference.loss_per_instance(expected, x).detach(), "loss_per_instance", "(inst,)",
-                 hint="keep the parent's loss: importance-weighted squared error against |x|")
+                 rule="keep the parent's loss: importance-weighted squared error against |x|")
     _check_gradients(model, reference, x)
     passed("LinearOutputModel")
