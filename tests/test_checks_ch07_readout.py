@@ -125,7 +125,10 @@ class ChangesInit(LinearOutputModel):
     [
         (KeepsOutputRelu, r"forward\(x\) is never negative.*remove the ReLU at the output"),
         # structure: what optimize would train (the parent's gradients, or wrong hand-written ones)
-        (InheritsHandGradients, r"inherits NeuronComputationModel.step_gradients.*would use them and train the parent's model"),
+        (
+            InheritsHandGradients,
+            r"inherits NeuronComputationModel.step_gradients.*would use them and train the parent's model",
+        ),
         (MaskedHandGradients, r"gradient of W1 from your step_gradients is wrong.*no mask on the output"),
         (NoBias, r"forward\(x\) leaves out the bias b_final"),
         (NoHiddenRelu, r"forward\(x\) leaves out the ReLU on the hidden layer"),

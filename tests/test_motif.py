@@ -36,7 +36,9 @@ def test_hand_built_motif_is_found_exactly_once_with_its_numbers():
     leak, inhibition = leak_and_inhibition(W1, W2)
     assert leak[0, 0, 0, 1] == pytest.approx(2.0 * 2.0)  # W2[j, n] |W1[n, i]|
     assert inhibition[0, 0, 0, 1] == pytest.approx(1.0 * 5.0)  # neuron 1: ReLU(+1 · 1) · ReLU(5)
-    assert find_motifs(W1, W2) == [Motif(instance=0, neuron=0, i=0, j=1, sign=1, inhibitors=(1,), leak=4.0, inhibition=5.0)]
+    assert find_motifs(W1, W2) == [
+        Motif(instance=0, neuron=0, i=0, j=1, sign=1, inhibitors=(1,), leak=4.0, inhibition=5.0)
+    ]
 
 
 def test_leak_and_inhibition_by_hand_for_a_negative_drive():
@@ -76,7 +78,12 @@ def test_hand_built_variants_change_few_weights_and_are_not_flagged_in_either_fo
     variants = motif_module.hand_built_variants()
     assert list(variants) == ["no inhibitor", "wrong-sign inhibitor", "unflipped read-out", "symmetric shared neuron"]
     changed = {name: int((V1 != W1).sum() + (V2 != W2).sum()) for name, (V1, V2) in variants.items()}
-    assert changed == {"no inhibitor": 1, "wrong-sign inhibitor": 1, "unflipped read-out": 2, "symmetric shared neuron": 4}
+    assert changed == {
+        "no inhibitor": 1,
+        "wrong-sign inhibitor": 1,
+        "unflipped read-out": 2,
+        "symmetric shared neuron": 4,
+    }
     for name, (V1, V2) in variants.items():
         assert not detect_motif(V1, V2).any(), name
         assert not detect_motif(V1, V2, form="product").any(), name
@@ -221,7 +228,9 @@ def test_the_product_form_asks_only_for_the_leak_ratio():
     lopsided_W1, lopsided_W2 = W1.clone(), W2.clone()
     lopsided_W1[0, 0, :2] = torch.tensor([1.5, -0.5])
     lopsided_W2[0, :2, 0] = torch.tensor([0.4, 0.6])
-    assert lopsided_W1[0, 0, 0] / -lopsided_W1[0, 0, 1] * lopsided_W2[0, 1, 0] / lopsided_W2[0, 0, 0] == pytest.approx(4.5)
+    assert lopsided_W1[0, 0, 0] / -lopsided_W1[0, 0, 1] * lopsided_W2[0, 1, 0] / lopsided_W2[0, 0, 0] == pytest.approx(
+        4.5
+    )
     assert detect_motif(lopsided_W1, lopsided_W2, form="product").nonzero().tolist() == [[0, 0, 0, 1]]
     assert not detect_motif(lopsided_W1, lopsided_W2, form="each").any()
     # not flipped at all (feature 0 read out louder too), yet a leak ratio of 8 / 0.8 = 10
@@ -280,8 +289,12 @@ def test_cut_output_weights_and_per_output_loss():
     assert per_output.shape == (1, 3)
     assert per_output.sum(1).item() == pytest.approx(loss_on(cut, x).item(), rel=1e-6)
     # output 1 leaks 4 x_0 for x_0 > 0; output 0 is still exact (the inhibitor still writes nothing else)
-    assert per_output[0, 0].item() == 0.0 and per_output[0, 1].item() == pytest.approx((16 * x[..., 0].clamp_min(0) ** 2).mean().item() / 3)
-    with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(inst, feats, d_hidden\) = \(1, 3, 4\)"):
+    assert per_output[0, 0].item() == 0.0 and per_output[0, 1].item() == pytest.approx(
+        (16 * x[..., 0].clamp_min(0) ** 2).mean().item() / 3
+    )
+    with pytest.raises(
+        ValueError, match=r"mask must be a bool tensor of shape \(inst, feats, d_hidden\) = \(1, 3, 4\)"
+    ):
         motif_module.cut_output_weights(model, mask[0])
 
 
@@ -325,9 +338,13 @@ def test_path_ablation_study_on_a_hand_built_motif():
     assert row["loss, control"] == pytest.approx(0.0, abs=1e-12)
     # removing the inhibitor neuron also loses its 0.5 x_0 in output 0: E[0.25 ReLU(x)²] / 3 more
     assert row["loss, neurons removed"] == pytest.approx((16 + 0.25) / 18, rel=0.03)
-    assert row["share on i"] == pytest.approx(0.25 / 16.25, rel=0.03) and row["share on j"] == pytest.approx(16 / 16.25, rel=0.01)
+    assert row["share on i"] == pytest.approx(0.25 / 16.25, rel=0.03) and row["share on j"] == pytest.approx(
+        16 / 16.25, rel=0.01
+    )
     plain = hand_model()
-    (plain_row,) = motif_module.path_ablation_study(plain, find_motifs(plain.W1, plain.W2), batch_size=256).to_dict("records")
+    (plain_row,) = motif_module.path_ablation_study(plain, find_motifs(plain.W1, plain.W2), batch_size=256).to_dict(
+        "records"
+    )
     assert math.isnan(plain_row["loss, control"]) and math.isnan(plain_row["control strength"])
     with pytest.raises(ValueError, match="at most one motif per instance"):
         motif_module.path_ablation_study(model, found * 2)

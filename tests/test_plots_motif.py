@@ -38,7 +38,9 @@ def test_asymmetry_places_the_hand_built_pair():
 
 def test_frequency_plot_draws_one_line_per_colour_value():
     has = torch.tensor([True, False, True, True, False, False])
-    table = motif.frequency_table(has, p=torch.tensor([0.1, 0.1, 0.2, 0.2, 0.1, 0.2]), decay=torch.tensor([0.7, 0.7, 0.7, 0.7, 0.8, 0.8]))
+    table = motif.frequency_table(
+        has, p=torch.tensor([0.1, 0.1, 0.2, 0.2, 0.1, 0.2]), decay=torch.tensor([0.7, 0.7, 0.7, 0.7, 0.8, 0.8])
+    )
     fig = plots.plot_motif_frequency(table, x="p", colour="decay")
     assert [t.name for t in fig.data] == ["decay = 0.7", "decay = 0.8"]
     assert list(fig.data[0].y) == [0.5, 1.0] and list(fig.data[1].y) == [0.0, 0.0]

@@ -17,7 +17,11 @@ def test_cancellation_boxes_one_per_kind_capped():
     fig = plots.plot_cancellation_by_kind(pairs, cap=1.1)
     assert isinstance(fig, go.Figure)
     assert [t.name.split("<br>")[0] for t in fig.data] == [
-        "asymmetric (i → j, the large leak)", "reverse (j → i, the small leak)", "near-symmetric", "other shared pairs"]
+        "asymmetric (i → j, the large leak)",
+        "reverse (j → i, the small leak)",
+        "near-symmetric",
+        "other shared pairs",
+    ]
     # the hand-built asymmetric pair has inhibition / leak 5 / 4, drawn at the cap; its reverse 0 / 0.25
     assert list(fig.data[0].y) == [pytest.approx(1.1)] and list(fig.data[1].y) == [0.0]
     assert len(fig.data[2].y) == 0 and "(0 pairs)" in fig.data[2].name
@@ -27,14 +31,25 @@ def test_cancellation_boxes_one_per_kind_capped():
 
 
 def test_path_ablation_plots_increase_against_strength():
-    results = pd.DataFrame({
-        "instance": [0, 3], "loss intact": [0.01, 0.02], "loss, paths cut": [0.5, 0.02],
-        "loss, control": [0.02, math.nan], "strength cut": [2.0, 1.0], "control strength": [1.5, math.nan],
-    })
+    results = pd.DataFrame(
+        {
+            "instance": [0, 3],
+            "loss intact": [0.01, 0.02],
+            "loss, paths cut": [0.5, 0.02],
+            "loss, control": [0.02, math.nan],
+            "strength cut": [2.0, 1.0],
+            "control strength": [1.5, math.nan],
+        }
+    )
     fig = plots.plot_path_ablation(results)
     paths, control = fig.data
-    assert list(paths.x) == [2.0, 1.0] and list(paths.y) == [pytest.approx(0.49), pytest.approx(1e-7)]  # 0 drawn at the floor
-    assert list(control.x) == [1.5] and list(control.y) == [pytest.approx(0.01)]  # the motif without a control is left out
+    assert list(paths.x) == [2.0, 1.0] and list(paths.y) == [
+        pytest.approx(0.49),
+        pytest.approx(1e-7),
+    ]  # 0 drawn at the floor
+    assert list(control.x) == [1.5] and list(control.y) == [
+        pytest.approx(0.01)
+    ]  # the motif without a control is left out
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="make them with utils.motif.path_ablation_study"):
         plots.plot_path_ablation(results.drop(columns=["control strength"]))

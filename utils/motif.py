@@ -65,7 +65,9 @@ class MotifThresholds:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not self.ratio > 1:
-            raise ValueError(f"ratio must be a number above 1 (a ratio of 1 cannot tell loud from quiet), got {self.ratio!r}")
+            raise ValueError(
+                f"ratio must be a number above 1 (a ratio of 1 cannot tell loud from quiet), got {self.ratio!r}"
+            )
 
 
 def check_weights(W1: torch.Tensor, W2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,13 +142,17 @@ def pre_activation_alone(W1: torch.Tensor, W2: torch.Tensor, b_final: torch.Tens
     """
     W1, W2 = check_weights(W1, W2)
     if tuple(b_final.shape) != (W1.shape[0], W1.shape[2]):
-        raise ValueError(f"b_final must have shape (inst, feats) = {(W1.shape[0], W1.shape[2])}, got {tuple(b_final.shape)}")
+        raise ValueError(
+            f"b_final must have shape (inst, feats) = {(W1.shape[0], W1.shape[2])}, got {tuple(b_final.shape)}"
+        )
     b = b_final.detach()
     alone = {s: torch.einsum("kmi,kjm->kij", torch.relu(s * W1), W2) + b[:, None, :] for s in (1, -1)}
     return torch.where((W1 > 0)[..., :, None], alone[1][:, None], alone[-1][:, None])
 
 
-def shared_pairs(W1: torch.Tensor, W2: torch.Tensor, b_final: torch.Tensor, thresholds: MotifThresholds = MotifThresholds()) -> pd.DataFrame:
+def shared_pairs(
+    W1: torch.Tensor, W2: torch.Tensor, b_final: torch.Tensor, thresholds: MotifThresholds = MotifThresholds()
+) -> pd.DataFrame:
     """Every shared pair: one row per (instance k, neuron n, features i != j) where n reads and writes
     both i and j (condition 1), in both orders.
 
@@ -175,11 +181,25 @@ def shared_pairs(W1: torch.Tensor, W2: torch.Tensor, b_final: torch.Tensor, thre
     leak, inhibition = leak_and_inhibition(W1, W2)
     alone = pre_activation_alone(W1, W2, b_final)
     index = shared.nonzero()
-    columns = {name: value[shared] for name, value in (("input ratio", ratio_in), ("output ratio", ratio_out), ("leak", leak),
-                                                        ("inhibition", inhibition), ("pre_j alone", alone))}
-    frame = pd.DataFrame({"instance": index[:, 0].cpu().numpy(), "neuron": index[:, 1].cpu().numpy(),
-                          "i": index[:, 2].cpu().numpy(), "j": index[:, 3].cpu().numpy(),
-                          **{name: value.cpu().numpy() for name, value in columns.items()}})
+    columns = {
+        name: value[shared]
+        for name, value in (
+            ("input ratio", ratio_in),
+            ("output ratio", ratio_out),
+            ("leak", leak),
+            ("inhibition", inhibition),
+            ("pre_j alone", alone),
+        )
+    }
+    frame = pd.DataFrame(
+        {
+            "instance": index[:, 0].cpu().numpy(),
+            "neuron": index[:, 1].cpu().numpy(),
+            "i": index[:, 2].cpu().numpy(),
+            "j": index[:, 3].cpu().numpy(),
+            **{name: value.cpu().numpy() for name, value in columns.items()},
+        }
+    )
     names = np.array(["asymmetric", "reverse", "near-symmetric", "other"])
     frame["kind"] = names[kind[shared].cpu().numpy()]
     return frame
@@ -373,7 +393,9 @@ def ablate_neurons(model, mask: torch.Tensor):
     return ablated
 
 
-def single_feature_batch(model, features: torch.Tensor, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def single_feature_batch(
+    model, features: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Inputs where only one feature is active: `(batch, inst, feats)`, feature `features[k]` uniform on
     the model's value range in instance k, every other feature 0.
 
@@ -400,7 +422,9 @@ def loss_on(model, batch: torch.Tensor) -> torch.Tensor:
     return model.loss_per_instance(model(batch), batch)
 
 
-def wilson_interval(successes: torch.Tensor, trials: torch.Tensor, z: float = 1.96) -> tuple[torch.Tensor, torch.Tensor]:
+def wilson_interval(
+    successes: torch.Tensor, trials: torch.Tensor, z: float = 1.96
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The Wilson score interval (95% by default) for binomial frequencies successes / trials."""
     successes, trials = torch.as_tensor(successes, dtype=torch.float64), torch.as_tensor(trials, dtype=torch.float64)
     if (trials < 1).any() or (successes < 0).any() or (successes > trials).any():
@@ -431,9 +455,13 @@ def frequency_table(has_motif: torch.Tensor, **labels: torch.Tensor) -> pd.DataF
             raise ValueError(f"label {name} must be a tensor of shape (inst,) = {tuple(has_motif.shape)}")
     frame = pd.DataFrame({name: values.detach().cpu().numpy().round(6) for name, values in labels.items()})
     frame["motif"] = has_motif.cpu().numpy()
-    table = frame.groupby(list(labels), as_index=False).agg(instances=("motif", "size"), **{"with motif": ("motif", "sum")})
+    table = frame.groupby(list(labels), as_index=False).agg(
+        instances=("motif", "size"), **{"with motif": ("motif", "sum")}
+    )
     table["frequency"] = table["with motif"] / table["instances"]
-    low, high = wilson_interval(torch.tensor(table["with motif"].to_numpy()), torch.tensor(table["instances"].to_numpy()))
+    low, high = wilson_interval(
+        torch.tensor(table["with motif"].to_numpy()), torch.tensor(table["instances"].to_numpy())
+    )
     table["low"], table["high"] = low.numpy(), high.numpy()
     return table
 
@@ -460,7 +488,9 @@ def per_output_loss(model, batch: torch.Tensor) -> torch.Tensor:
     return (model.importance * error * error).mean(dim=0) / model.cfg.n_features
 
 
-def control_paths(W1: torch.Tensor, W2: torch.Tensor, motif: Motif, thresholds: MotifThresholds = MotifThresholds()) -> list[tuple[int, int]] | None:
+def control_paths(
+    W1: torch.Tensor, W2: torch.Tensor, motif: Motif, thresholds: MotifThresholds = MotifThresholds()
+) -> list[tuple[int, int]] | None:
     """The matched control for cutting `motif`'s inhibitor -> j paths: as many other inhibitor-shaped paths,
     the strongest there are, as `[(output f, neuron m), ...]`, or None when there are too few.
 

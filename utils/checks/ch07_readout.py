@@ -14,7 +14,9 @@ DIMS = "(batch, inst, feats)"
 
 def _build(cls):
     """The learner's model and the reference with the same seed (so the same weights), and a bias with both signs."""
-    kwargs = dict(feature_probability=torch.tensor([[1.0], [0.5], [0.2]]), importance=0.8 ** torch.arange(CFG.n_features))
+    kwargs = dict(
+        feature_probability=torch.tensor([[1.0], [0.5], [0.2]]), importance=0.8 ** torch.arange(CFG.n_features)
+    )
     try:
         model = cls(CFG, seed=0, device="cpu", **kwargs)
     except Exception as error:
@@ -45,7 +47,9 @@ def _check_gradients(model, reference, x: torch.Tensor) -> None:
         )
     expected = {}
     loss = reference.loss_per_instance(reference(x), x).sum()
-    for name, grad in zip(("W1", "W2", "b_final"), torch.autograd.grad(loss, (reference.W1, reference.W2, reference.b_final))):
+    for name, grad in zip(
+        ("W1", "W2", "b_final"), torch.autograd.grad(loss, (reference.W1, reference.W2, reference.b_final))
+    ):
         expected[name] = grad
     for parameter in model.parameters():
         parameter.grad = None
@@ -54,9 +58,15 @@ def _check_gradients(model, reference, x: torch.Tensor) -> None:
         grad = getattr(model, name).grad
         if grad is None:
             raise AssertionError(f"your step_gradients leaves {name}.grad unset; set every parameter's .grad")
-        assert_close(grad, expected[name], f"the gradient of {name} from your step_gradients", "(inst, ...)", atol=1e-5,
-                     rule="compare with autograd through forward and loss_per_instance; without the output ReLU, "
-                     "every output passes its gradient (no mask on the output)")
+        assert_close(
+            grad,
+            expected[name],
+            f"the gradient of {name} from your step_gradients",
+            "(inst, ...)",
+            atol=1e-5,
+            rule="compare with autograd through forward and loss_per_instance; without the output ReLU, "
+            "every output passes its gradient (no mask on the output)",
+        )
 
 
 @learner_check(LinearOutputModel, "`utils.motif.LinearOutputModel`")
@@ -68,7 +78,9 @@ def check_linear_output_model(cls) -> None:
     try:
         out = call_learner("forward", model, x)
     except AssertionError as error:
-        raise AssertionError(f"{error}. W1 is (inst, d_hidden, feats), W2 is (inst, feats, d_hidden), x is {DIMS}") from error
+        raise AssertionError(
+            f"{error}. W1 is (inst, d_hidden, feats), W2 is (inst, feats, d_hidden), x is {DIMS}"
+        ) from error
     assert_tensor(out, "forward(x)", tuple(x.shape), DIMS)
     expected = reference(x).detach()
     if not (out < 0).any():
@@ -84,15 +96,27 @@ def check_linear_output_model(cls) -> None:
     }
     for part, value in without.items():
         if torch.allclose(out.detach(), value.detach(), atol=1e-5):
-            raise AssertionError(f"forward(x) leaves out {part}: the model is W2 ReLU(W1 x) + b_final, only the output ReLU goes")
-    assert_close(out.detach(), expected, "forward(x)", DIMS,
-                 rule="output f of instance k is Σ_h W2[k, f, h] ReLU(W1 x)[h] + b_final[k, f]; W2 is (inst, feats, d_hidden)")
+            raise AssertionError(
+                f"forward(x) leaves out {part}: the model is W2 ReLU(W1 x) + b_final, only the output ReLU goes"
+            )
+    assert_close(
+        out.detach(),
+        expected,
+        "forward(x)",
+        DIMS,
+        rule="output f of instance k is Σ_h W2[k, f, h] ReLU(W1 x)[h] + b_final[k, f]; W2 is (inst, feats, d_hidden)",
+    )
     target = call_learner("target", model.target, x)
     if not (isinstance(target, torch.Tensor) and target.shape == x.shape and torch.allclose(target, x.abs())):
         raise AssertionError("target(x) should stay |x| (the parent's): only the output ReLU changes")
     loss = call_learner("loss_per_instance", model.loss_per_instance, out, x)
     assert_tensor(loss, "loss_per_instance(forward(x), x)", (CFG.n_inst,), "(inst,)")
-    assert_close(loss.detach(), reference.loss_per_instance(expected, x).detach(), "loss_per_instance", "(inst,)",
-                 rule="keep the parent's loss: importance-weighted squared error against |x|")
+    assert_close(
+        loss.detach(),
+        reference.loss_per_instance(expected, x).detach(),
+        "loss_per_instance",
+        "(inst,)",
+        rule="keep the parent's loss: importance-weighted squared error against |x|",
+    )
     _check_gradients(model, reference, x)
     passed("LinearOutputModel")

@@ -43,7 +43,9 @@ def plot_weight_distributions(
     labels = _group_labels(groups, W1.shape[0])
     edges = np.linspace(np.log10(_FLOOR), 1.0, 61)
     centres = 10 ** ((edges[:-1] + edges[1:]) / 2)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("|W1| (input weights)", "|W2| (output weights)"), horizontal_spacing=0.08)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("|W1| (input weights)", "|W2| (output weights)"), horizontal_spacing=0.08
+    )
     colours = feature_colours(len(dict.fromkeys(labels)))
     for colour, label in zip(colours, dict.fromkeys(labels)):
         chosen = torch.as_tensor(labels == label)
@@ -66,8 +68,17 @@ def plot_weight_distributions(
             )
     for col, value, name in ((1, thresholds.reads, "reads"), (2, thresholds.writes, "writes")):
         fig.add_vline(x=value, line=dict(color="black", dash="dash"), row=1, col=col)
-        fig.add_annotation(x=np.log10(value), y=1, yref="y domain", text=f"{name} = {value:g}", showarrow=False,
-                           xanchor="left", xshift=4, row=1, col=col)
+        fig.add_annotation(
+            x=np.log10(value),
+            y=1,
+            yref="y domain",
+            text=f"{name} = {value:g}",
+            showarrow=False,
+            xanchor="left",
+            xshift=4,
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(type="log", title_text="|weight| (entries below 1e-4 in the first bin)")
     fig.update_yaxes(type="log", title_text="fraction of entries", col=1)
     fig.update_yaxes(type="log", col=2)
@@ -75,7 +86,9 @@ def plot_weight_distributions(
     return fig
 
 
-def plot_asymmetry(W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThresholds, title: str | None = None) -> go.Figure:
+def plot_asymmetry(
+    W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThresholds, title: str | None = None
+) -> go.Figure:
     """Every shared neuron: how much louder it stores i than j, against how much louder it reads j out.
 
     One dot per (instance k, neuron n, features i ≠ j) where n reads and writes both features above the
@@ -103,8 +116,15 @@ def plot_asymmetry(W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThreshol
             x=x,
             y=y,
             mode="markers",
-            marker=dict(size=5, color=cancelled, colorscale="Viridis", cmin=0, cmax=2, opacity=0.7,
-                        colorbar=dict(title="inhibition<br>/ leak")),
+            marker=dict(
+                size=5,
+                color=cancelled,
+                colorscale="Viridis",
+                cmin=0,
+                cmax=2,
+                opacity=0.7,
+                colorbar=dict(title="inhibition<br>/ leak"),
+            ),
             customdata=custom,
             hovertemplate=(
                 "instance %{customdata[0]}, neuron %{customdata[1]}<br>i = %{customdata[2]}, j = %{customdata[3]}"
@@ -146,14 +166,19 @@ def plot_motif_frequency(table: pd.DataFrame, x: str, colour: str, title: str | 
             go.Scatter(
                 x=rows[x],
                 y=rows["frequency"],
-                error_y=dict(type="data", symmetric=False, array=rows["high"] - rows["frequency"],
-                             arrayminus=rows["frequency"] - rows["low"], thickness=1),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=rows["high"] - rows["frequency"],
+                    arrayminus=rows["frequency"] - rows["low"],
+                    thickness=1,
+                ),
                 mode="lines+markers",
                 line=dict(color=line_colour),
                 name=f"{colour} = {value:g}",
                 customdata=np.stack([rows["with motif"], rows["instances"]], axis=1),
-                hovertemplate=f"{x} = %{{x:g}}<br>{colour} = {value:g}<br>%{{customdata[0]}} of %{{customdata[1]}} instances"
-                "<br>frequency %{y:.2f}<extra></extra>",
+                hovertemplate=f"{x} = %{{x:g}}<br>{colour} = {value:g}<br>"
+                "%{customdata[0]} of %{customdata[1]} instances<br>frequency %{y:.2f}<extra></extra>",
             )
         )
     fig.update_layout(title=title, xaxis_title=x, yaxis_title="fraction of instances with the motif", height=420)
@@ -166,25 +191,62 @@ def plot_motif_trace(trace: pd.DataFrame, title: str | None = None) -> go.Figure
     parts of output j's pre-activation (the shared neuron, the inhibitors, the rest) stacked, with the
     pre-activation, the output after the ReLU and the target marked; output i alongside."""
     trace = inputs.frame(trace, "trace")
-    needed = {"j from n", "j from inhibitors", "j from the rest", "pre_j", "out_j", "target_j", "pre_i", "out_i", "target_i"}
+    needed = {
+        "j from n",
+        "j from inhibitors",
+        "j from the rest",
+        "pre_j",
+        "out_j",
+        "target_j",
+        "pre_i",
+        "out_i",
+        "target_i",
+    }
     if missing := needed - set(trace.columns):
         raise ValueError(f"trace lacks the columns {sorted(missing)}; make it with utils.motif.trace_motif")
     cases = list(trace.index)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("output j: parts of its pre-activation", "output i"),
-                        column_widths=[0.62, 0.38], horizontal_spacing=0.1)
-    parts = (("j from n", "the shared neuron n", "#636EFA"), ("j from inhibitors", "the inhibitors", "#EF553B"),
-             ("j from the rest", "other neurons and bias", "#B6B6B6"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("output j: parts of its pre-activation", "output i"),
+        column_widths=[0.62, 0.38],
+        horizontal_spacing=0.1,
+    )
+    parts = (
+        ("j from n", "the shared neuron n", "#636EFA"),
+        ("j from inhibitors", "the inhibitors", "#EF553B"),
+        ("j from the rest", "other neurons and bias", "#B6B6B6"),
+    )
     for column, name, colour in parts:
-        fig.add_trace(go.Bar(x=cases, y=trace[column], name=name, marker_color=colour,
-                             hovertemplate=f"{name}: %{{y:.3f}}<extra>%{{x}}</extra>"), 1, 1)
-    markers = (("pre", "pre-activation", "line-ew-open", "black"), ("out", "output (after ReLU)", "circle", "black"),
-               ("target", "target |x|", "x-thin-open", "#00CC96"))
+        fig.add_trace(
+            go.Bar(
+                x=cases,
+                y=trace[column],
+                name=name,
+                marker_color=colour,
+                hovertemplate=f"{name}: %{{y:.3f}}<extra>%{{x}}</extra>",
+            ),
+            1,
+            1,
+        )
+    markers = (
+        ("pre", "pre-activation", "line-ew-open", "black"),
+        ("out", "output (after ReLU)", "circle", "black"),
+        ("target", "target |x|", "x-thin-open", "#00CC96"),
+    )
     for col, feature in ((1, "j"), (2, "i")):
         for prefix, name, symbol, colour in markers:
             fig.add_trace(
-                go.Scatter(x=cases, y=trace[f"{prefix}_{feature}"], mode="markers", name=name, legendgroup=name,
-                           showlegend=col == 1, marker=dict(symbol=symbol, size=16, color=colour, line=dict(width=2, color=colour)),
-                           hovertemplate=f"{name} of output {feature}: %{{y:.3f}}<extra>%{{x}}</extra>"),
+                go.Scatter(
+                    x=cases,
+                    y=trace[f"{prefix}_{feature}"],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    marker=dict(symbol=symbol, size=16, color=colour, line=dict(width=2, color=colour)),
+                    hovertemplate=f"{name} of output {feature}: %{{y:.3f}}<extra>%{{x}}</extra>",
+                ),
                 1,
                 col,
             )
