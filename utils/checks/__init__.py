@@ -5,7 +5,10 @@ live in `chNN.py` and are re-exported here, so notebooks call `checks.check_...`
 
 # ruff: noqa: F401
 from utils.checks.ch01 import check_generate_data, check_importance_weighted_mse, check_linear_model, check_train
+from utils.checks.ch01_optimum import check_best_bias, check_feature_variance, check_loss_along
 from utils.checks.ch02 import check_toy_model
+from utils.checks.ch02_theory import check_keep_one_loss, check_switch_loss
+from utils.checks.ch02_training import check_train_fresh
 from utils.checks.ch03 import (
     check_anticorrelated_generator,
     check_correlated_generator,

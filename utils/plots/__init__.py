@@ -36,3 +36,4 @@ from utils.plots.motif import (
 from utils.plots.motif_controls import plot_cancellation_by_kind, plot_path_ablation
 from utils.plots.phase import phase_colours, plot_phase_diagram
 from utils.plots.renderer import configure_plotly_renderer
+from utils.plots.theory import plot_cell_values, plot_curves_and_points, plot_phase_with_boundaries
