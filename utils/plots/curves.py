@@ -41,13 +41,21 @@ def plot_curves(
         colour = qualitative.Plotly[index % len(qualitative.Plotly)]
         fig.add_trace(
             go.Scatter(
-                x=x.tolist(), y=values.tolist(), mode="lines+markers" if x.numel() <= 40 else "lines", name=name,
-                line=dict(color=colour, width=2), hovertemplate=f"{name}<br>{x_title} = %{{x:.4g}}<br>{y_title} = %{{y:.4g}}<extra></extra>",
+                x=x.tolist(),
+                y=values.tolist(),
+                mode="lines+markers" if x.numel() <= 40 else "lines",
+                name=name,
+                line=dict(color=colour, width=2),
+                hovertemplate=f"{name}<br>{x_title} = %{{x:.4g}}<br>{y_title} = %{{y:.4g}}<extra></extra>",
             )
         )
     for index, (name, value) in enumerate((references or {}).items()):
-        fig.add_hline(y=float(value), line=dict(color="grey", dash=["dash", "dot", "dashdot"][index % 3]),
-                      annotation_text=name, annotation_position="top left")
+        fig.add_hline(
+            y=float(value),
+            line=dict(color="grey", dash=["dash", "dot", "dashdot"][index % 3]),
+            annotation_text=name,
+            annotation_position="top left",
+        )
     fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
     if log_x:
@@ -56,7 +64,9 @@ def plot_curves(
         values = torch.cat([torch.as_tensor(trace.y, dtype=torch.float64) for trace in fig.data])
         values = values[values > 0]
         references_ = [float(v) for v in (references or {}).values() if v > 0]
-        fig.update_yaxes(**layout.log_ticks(min([float(values.min()), *references_]), max([float(values.max()), *references_])))
+        fig.update_yaxes(
+            **layout.log_ticks(min([float(values.min()), *references_]), max([float(values.max()), *references_]))
+        )
     fig.update_layout(plot_bgcolor="white")
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
