@@ -44,7 +44,9 @@ def child_drawn_only_where_the_parent_is(batch_size, p1, q):
     return x
 
 
-@pytest.mark.parametrize("correct", [library_batch, as_in_the_hint, hierarchical_loop, child_drawn_only_where_the_parent_is])
+@pytest.mark.parametrize(
+    "correct", [library_batch, as_in_the_hint, hierarchical_loop, child_drawn_only_where_the_parent_is]
+)
 def test_hierarchical_check_accepts(correct, capsys):
     assert checks.check_hierarchical_batch(correct) is correct
     assert "generate_hierarchical_batch: all checks passed" in capsys.readouterr().out
@@ -62,11 +64,22 @@ def rand(batch_size, p1, *extra):
     "wrong, message",
     [
         (
-            lambda n, p1, q: (lambda parent: hierarchical(parent, parent & (rand(n, p1) < q * p1), rand(n, p1, 2)))(rand(n, p1) < p1),
-            r"rate of feature 2 among samples where feature 1 is active, instance 0.*Likely cause: the child's rate given the parent is p1 · q",
+            lambda n, p1, q: (lambda parent: hierarchical(parent, parent & (rand(n, p1) < q * p1), rand(n, p1, 2)))(
+                rand(n, p1) < p1
+            ),
+            r"rate of feature 2 among samples where feature 1 is active, instance 0.*Likely cause: the child's rate "
+            r"given the parent is p1 · q",
         ),
-        (lambda n, p1, q: hierarchical(rand(n, p1) < p1, rand(n, p1) < p1 * q, rand(n, p1, 2)), "feature 2 \\(the child\\) is active without feature 1"),
-        (lambda n, p1, q: hierarchical(rand(n, p1) < 1 - p1, torch.zeros(n, p1.numel(), dtype=torch.bool), rand(n, p1, 2)), "Likely cause: feature 1 is active with probability 1 - p_feature1"),
+        (
+            lambda n, p1, q: hierarchical(rand(n, p1) < p1, rand(n, p1) < p1 * q, rand(n, p1, 2)),
+            "feature 2 \\(the child\\) is active without feature 1",
+        ),
+        (
+            lambda n, p1, q: hierarchical(
+                rand(n, p1) < 1 - p1, torch.zeros(n, p1.numel(), dtype=torch.bool), rand(n, p1, 2)
+            ),
+            "Likely cause: feature 1 is active with probability 1 - p_feature1",
+        ),
         # structure: the parent's draw reused for the child (one number for both)
         (
             lambda n, p1, q: (lambda u: hierarchical(u < p1, (u < p1) & (u < q), rand(n, p1, 2)))(rand(n, p1)),
@@ -74,21 +87,35 @@ def rand(batch_size, p1, *extra):
         ),
         # structure: parent and child share one value
         (
-            lambda n, p1, q: (lambda parent: hierarchical(parent, parent & (rand(n, p1) < q), rand(n, p1, 1).expand(-1, -1, 2)))(rand(n, p1) < p1),
+            lambda n, p1, q: (
+                lambda parent: hierarchical(parent, parent & (rand(n, p1) < q), rand(n, p1, 1).expand(-1, -1, 2))
+            )(rand(n, p1) < p1),
             "Likely cause: features 0 and 1 share one value draw",
         ),
         # structure: the child decided by the parent's value
         (
-            lambda n, p1, q: (lambda u: hierarchical(u < p1, (u < p1) & (u / p1 < q), torch.stack([u / p1, torch.rand_like(u)], -1)))(rand(n, p1)),
-            "values of feature 1 in instance 0 where feature 2 is active too.*Likely cause: the child is active when the parent's value is below q",
+            lambda n, p1, q: (
+                lambda u: hierarchical(u < p1, (u < p1) & (u / p1 < q), torch.stack([u / p1, torch.rand_like(u)], -1))
+            )(rand(n, p1)),
+            "values of feature 1 in instance 0 where feature 2 is active too.*Likely cause: the child is active when "
+            "the parent's value is below q",
         ),
         # distribution: the parent's value not divided by p1 (the issue's example), a constant value
         (
-            lambda n, p1, q: (lambda u: hierarchical(u[..., 0] < p1, (u[..., 0] < p1) & (u[..., 1] < q), torch.stack([u[..., 0], torch.rand_like(u[..., 1])], -1)))(rand(n, p1, 2)),
-            r"active values of feature 1 in instance 0 \(p_feature1 = 0.8\): .*Likely cause: the value reuses the number u < p1",
+            lambda n, p1, q: (
+                lambda u: hierarchical(
+                    u[..., 0] < p1,
+                    (u[..., 0] < p1) & (u[..., 1] < q),
+                    torch.stack([u[..., 0], torch.rand_like(u[..., 1])], -1),
+                )
+            )(rand(n, p1, 2)),
+            r"active values of feature 1 in instance 0 \(p_feature1 = 0.8\): .*Likely cause: the value reuses the "
+            r"number u < p1",
         ),
         (
-            lambda n, p1, q: (lambda parent: hierarchical(parent, parent & (rand(n, p1) < q), torch.full((n, p1.numel(), 2), 0.5)))(rand(n, p1) < p1),
+            lambda n, p1, q: (
+                lambda parent: hierarchical(parent, parent & (rand(n, p1) < q), torch.full((n, p1.numel(), 2), 0.5))
+            )(rand(n, p1) < p1),
             r"Every active value is one of \{0.5\}",
         ),
         (lambda n, p1, q: library_batch(n, p1, q).double(), "dtype torch.float64; expected torch.float32"),
@@ -118,7 +145,10 @@ def phase_loop(W):
     [
         phase_metrics,
         phase_loop,
-        lambda W: (W[:, 0, 1].abs(), torch.where(W[:, 0, 1] != 0, W[:, 0, 0] ** 2, 0.0)),  # the text's table, in one dimension
+        lambda W: (
+            W[:, 0, 1].abs(),
+            torch.where(W[:, 0, 1] != 0, W[:, 0, 0] ** 2, 0.0),
+        ),  # the text's table, in one dimension
     ],
 )
 def test_phase_metrics_check_accepts(correct, capsys):
@@ -137,7 +167,10 @@ def test_phase_metrics_check_accepts(correct, capsys):
         ),
         (lambda W: (W[:, 0, 1].abs(), torch.where(W[:, 0, 0] != 0, W[:, 0, 1] ** 2, 0.0)), "the roles are swapped"),
         # boundary convention: an unlearned child
-        (lambda W: (W[:, 0, 1].abs(), (W[:, 0, 1] / W[:, 0, 1].abs() * W[:, 0, 0]) ** 2), "the superposition is NaN where feature 2 is not learned"),
+        (
+            lambda W: (W[:, 0, 1].abs(), (W[:, 0, 1] / W[:, 0, 1].abs() * W[:, 0, 0]) ** 2),
+            "the superposition is NaN where feature 2 is not learned",
+        ),
         (lambda W: (W[:, 0, 1].abs(), W[:, 0, 0] ** 2), "where W₂ = 0 it gives W₁² instead of 0"),
         # structure: the wrong column, the wrong order
         (lambda W: (W[:, 0, 0].abs(), phase_metrics(W)[1]), "Likely cause: it is the norm of feature 1"),
@@ -168,7 +201,9 @@ def grid_loop(p_feature1, importance_axis, conditional_axis, n_seeds):
 
 
 def grid_cartesian(p_feature1, importance_axis, conditional_axis, n_seeds):
-    grid = torch.cartesian_prod(torch.tensor(p_feature1), conditional_axis, importance_axis, torch.arange(n_seeds).float())
+    grid = torch.cartesian_prod(
+        torch.tensor(p_feature1), conditional_axis, importance_axis, torch.arange(n_seeds).float()
+    )
     return grid[:, 0], grid[:, 1], torch.stack([torch.ones(len(grid)), grid[:, 2]], dim=-1)
 
 
@@ -182,7 +217,12 @@ def grid_nested(order, importance_column=True, parent_first=True):
     """A sweep_grid that nests the axes in `order` (the last fastest)."""
 
     def grid(p_feature1, importance_axis, conditional_axis, n_seeds):
-        axes = {"p1": p_feature1, "conditional": conditional_axis.tolist(), "importance": importance_axis.tolist(), "seed": range(n_seeds)}
+        axes = {
+            "p1": p_feature1,
+            "conditional": conditional_axis.tolist(),
+            "importance": importance_axis.tolist(),
+            "seed": range(n_seeds),
+        }
         rows = [dict(zip(order, values)) for values in itertools.product(*(axes[a] for a in order))]
         p1, q, i2 = (torch.tensor([row[name] for row in rows]) for name in ("p1", "conditional", "importance"))
         if not importance_column:
@@ -207,11 +247,22 @@ def grid_repeat(p_feature1, importance_axis, conditional_axis, n_seeds):
         (grid_nested(("p1", "importance", "conditional", "seed")), r"ordered by \(p1, importance, conditional, seed\)"),
         (grid_nested(("conditional", "p1", "importance", "seed")), r"ordered by \(conditional, p1, importance, seed\)"),
         (grid_repeat, r"ordered by \(seed, p1, conditional, importance\)"),
-        (grid_nested(("p1", "conditional", "importance", "seed"), parent_first=False), "importance has the columns swapped"),
-        (grid_nested(("p1", "conditional", "importance", "seed"), importance_column=False), r"importance holds only feature 2's importance"),
+        (
+            grid_nested(("p1", "conditional", "importance", "seed"), parent_first=False),
+            "importance has the columns swapped",
+        ),
+        (
+            grid_nested(("p1", "conditional", "importance", "seed"), importance_column=False),
+            r"importance holds only "
+            r"feature 2's importance",
+        ),
         (lambda *args: sweep_grid(*args)[:2], "should return a tuple \\(p1, conditional, importance\\)"),
         (lambda *args: (sweep_grid(*args)[0][:-1], *sweep_grid(*args)[1:]), r"p1 has shape \(47,\)"),
-        (lambda *args: (sweep_grid(*args)[0], sweep_grid(*args)[1], sweep_grid(*args)[2] * 2), r"importance is wrong at inst 0, feats 0"),
+        (
+            lambda *args: (sweep_grid(*args)[0], sweep_grid(*args)[1], sweep_grid(*args)[2] * 2),
+            r"importance is wrong "
+            r"at inst 0, feats 0",
+        ),
     ],
 )
 def test_sweep_grid_check_rejects(wrong, message):

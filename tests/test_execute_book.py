@@ -95,6 +95,14 @@ def test_a_failing_chapter_is_reported_with_its_traceback(tmp_path):
     assert "planted claim" in results[tmp_path / "bad" / "chapter.ipynb"]
 
 
+def test_a_chapter_whose_kernel_dies_is_named_and_the_others_still_run(tmp_path):
+    dies = chapter("Dies", "import os\nos._exit(1)")
+    write_book(tmp_path, {"dies": dies, "good": chapter("Good", "x = 1")})
+    results = execute_into_cache(tmp_path, jobs=1, timeout=120)
+    assert "the kernel died" in results[tmp_path / "dies" / "chapter.ipynb"]
+    assert isinstance(results[tmp_path / "good" / "chapter.ipynb"], float)
+
+
 @pytest.mark.parametrize("claim, passes", [("1 + 1 == 2", True), ("1 + 1 == 3", False)])
 def test_the_grading_command_runs_a_notebook_and_fails_on_a_false_claim(tmp_path, claim, passes):
     solutions = tmp_path / "solutions"

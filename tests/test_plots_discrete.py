@@ -10,7 +10,9 @@ from utils.plots.discrete import feature_colours
 
 def weights(n_inst=3, d_hidden=4, n_features=5, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n_inst, d_hidden, n_features, generator=g), torch.randn(n_inst, n_features, d_hidden, generator=g)
+    return torch.randn(n_inst, d_hidden, n_features, generator=g), torch.randn(
+        n_inst, n_features, d_hidden, generator=g
+    )
 
 
 def bars_by_panel(fig):

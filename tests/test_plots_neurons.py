@@ -68,7 +68,9 @@ def test_features_in_nd_neuron_plot_shows_neurons():
 
 def test_feature_errors_sort_by_the_first_model():
     trained, naive = torch.tensor([0.3, 0.1, 0.2]), torch.tensor([0.0, 1 / 6, 1 / 6])
-    fig = _untouched(lambda a, b: plot_feature_errors({"trained": a, "naive": b}, references={"1/6": 1 / 6}), trained, naive)
+    fig = _untouched(
+        lambda a, b: plot_feature_errors({"trained": a, "naive": b}, references={"1/6": 1 / 6}), trained, naive
+    )
     assert list(fig.data[0].y) == pytest.approx([0.1, 0.2, 0.3])
     assert list(fig.data[0].customdata) == [1, 2, 0] and list(fig.data[1].y) == pytest.approx([1 / 6, 1 / 6, 0.0])
     with pytest.raises(ValueError, match="the same number of features"):

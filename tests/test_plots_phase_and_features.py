@@ -25,14 +25,22 @@ def test_phase_colours_hit_the_corners_and_clip():
     superposition = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0])
     rgb = phase_colours(norm, superposition)
     expected = torch.tensor(
-        [CORNER_COLOURS[True, False], CORNER_COLOURS[True, True], CORNER_COLOURS[False, False], CORNER_COLOURS[False, True],
-         CORNER_COLOURS[True, False], CORNER_COLOURS[False, False]]
+        [
+            CORNER_COLOURS[True, False],
+            CORNER_COLOURS[True, True],
+            CORNER_COLOURS[False, False],
+            CORNER_COLOURS[False, True],
+            CORNER_COLOURS[True, False],
+            CORNER_COLOURS[False, False],
+        ]
     )
     assert torch.allclose(rgb, expected)
     middle = phase_colours(torch.tensor(0.5), torch.tensor(0.5))
     assert torch.allclose(middle, torch.tensor(list(CORNER_COLOURS.values())).mean(0))
     half_scale = phase_colours(torch.tensor(1.0), torch.tensor(0.0), norm_max=2.0)
-    assert torch.allclose(half_scale, (torch.tensor(CORNER_COLOURS[True, False]) + torch.tensor(CORNER_COLOURS[False, False])) / 2)
+    assert torch.allclose(
+        half_scale, (torch.tensor(CORNER_COLOURS[True, False]) + torch.tensor(CORNER_COLOURS[False, False])) / 2
+    )
 
 
 def test_phase_colours_reject_bad_input():
@@ -81,8 +89,14 @@ def test_phase_diagram_one_panel_colours_each_cell_exactly_and_reads_out_metrics
 
 def test_phase_diagram_grid_of_panels():
     norm, superposition, loss = metrics_grid(panels=9)
-    fig = plot_phase_diagram(norm, superposition, loss, torch.logspace(-1, 1, 5), torch.logspace(-2, 0, 4),
-                             panel_titles=[f"panel {k}" for k in range(9)])
+    fig = plot_phase_diagram(
+        norm,
+        superposition,
+        loss,
+        torch.logspace(-1, 1, 5),
+        torch.logspace(-2, 0, 4),
+        panel_titles=[f"panel {k}" for k in range(9)],
+    )
     assert len(heatmaps(fig)) == 10  # nine panels and the legend square
     titles = [a.text for a in fig.layout.annotations]
     assert "panel 8" in titles and "colour legend" in titles
@@ -111,8 +125,13 @@ def test_phase_diagram_grid_of_panels():
 )
 def test_phase_diagram_rejects_bad_input(change, message):
     norm, superposition, loss = metrics_grid()
-    kwargs = dict(norm=norm, superposition=superposition, loss=loss, x_values=torch.logspace(-1, 1, 5),
-                  y_values=torch.logspace(0, -2, 4))
+    kwargs = dict(
+        norm=norm,
+        superposition=superposition,
+        loss=loss,
+        x_values=torch.logspace(-1, 1, 5),
+        y_values=torch.logspace(0, -2, 4),
+    )
     kwargs.update(change)
     with pytest.raises(ValueError, match=message):
         plot_phase_diagram(**kwargs)
@@ -133,7 +152,9 @@ def test_features_in_2d_draws_each_feature_from_the_origin():
     assert torch.equal(W, original)
     arrows = [t for t in fig.data if t.mode == "lines+markers"]
     assert len(arrows) == 10
-    assert list(arrows[1].x) == pytest.approx([0.0, W[0, 0, 1].item()]) and list(arrows[1].y) == pytest.approx([0.0, W[0, 1, 1].item()])
+    assert list(arrows[1].x) == pytest.approx([0.0, W[0, 0, 1].item()]) and list(arrows[1].y) == pytest.approx(
+        [0.0, W[0, 1, 1].item()]
+    )
     assert sum(t.showlegend for t in arrows) == 5  # one legend entry per feature
     with pytest.raises(ValueError, match="d_hidden = 2"):
         plot_features_in_2d(torch.zeros(1, 3, 5))

@@ -10,8 +10,8 @@ kernel gets cores / N threads (OMP_NUM_THREADS): two kernels with two threads ea
 wait on each other (chapter 1 measured 141 s of CPU instead of 23 s). The cache is emptied first,
 so a changed `utils/` is always picked up.
 
-Exits with status 1, printing the failing cell's traceback, if any notebook raises (every
-chapter's claims are assertions, so this is the grading run).
+Exits with status 1, printing the failing cell's traceback, if any notebook raises or its kernel
+dies (every chapter's claims are assertions, so this is the grading run).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.executors.utils import create_cache_bundle
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from utils.plots.renderer import BOOK_BUILD_ENV
 
@@ -69,6 +69,8 @@ def execute_into_cache(root: Path, jobs: int, timeout: int = 900) -> dict[Path, 
             client.execute(env=env)
         except (CellExecutionError, CellTimeoutError) as error:
             return Path(record.uri), str(error)
+        except DeadKernelError as error:  # the kernel died (out of memory, a crash): the other chapters go on
+            return Path(record.uri), f"the kernel died: {error}"
         bundle = create_cache_bundle(project_nb, cwd, None, time.perf_counter() - start, None)
         cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
         return Path(record.uri), time.perf_counter() - start

@@ -22,7 +22,9 @@ from utils.data import HierarchicalPairs
 from utils.hierarchy import phase_metrics, sweep_grid
 
 
-def reference_hierarchical_batch(batch_size: int, p_feature1: torch.Tensor, p_feature2_given_1: torch.Tensor) -> torch.Tensor:
+def reference_hierarchical_batch(
+    batch_size: int, p_feature1: torch.Tensor, p_feature2_given_1: torch.Tensor
+) -> torch.Tensor:
     """The library's hierarchical pairs: `(inst,)` rates -> `(batch_size, inst, 2)`."""
     return HierarchicalPairs(p_feature1, p_feature2_given_1).sample(batch_size)
 
@@ -45,7 +47,9 @@ def check_hierarchical_batch(generate_hierarchical_batch) -> None:
         torch.manual_seed(0)
         x = call_learner(what, generate_hierarchical_batch, n, _P1.clone(), _Q.clone())
         other = call_learner(what, generate_hierarchical_batch, n, _P1.clone(), _Q.clone())
-    assert_tensor(x, f"{what}({n}, p_feature1, p_feature2_given_1)", (n, n_inst, 2), "(batch, inst, feats)", torch.float32)
+    assert_tensor(
+        x, f"{what}({n}, p_feature1, p_feature2_given_1)", (n, n_inst, 2), "(batch, inst, feats)", torch.float32
+    )
     if torch.equal(x, other):
         raise AssertionError(f"{what} returned the same batch twice: draw fresh random numbers on every call")
     parent, child = x[..., 0] != 0, x[..., 1] != 0
@@ -72,7 +76,8 @@ def check_hierarchical_batch(generate_hierarchical_batch) -> None:
             f"the rate of feature 2 among samples where feature 1 is active, instance {i} (p_feature2_given_1 = {q:g})",
             {
                 "the child's rate given the parent is p1 · q: p_feature2_given_1 is already the conditional "
-                "probability, so compare the child's own draw with it and AND the result with the parent's mask": p1 * q,
+                "probability, so compare the child's own draw with it and AND the result with the parent's "
+                "mask": p1 * q,
                 "the child's draw is the parent's draw (the same random number compared with p1 and with q): "
                 "draw a separate number for the child": min(p1, q) / p1,
             },
@@ -99,8 +104,10 @@ def check_hierarchical_batch(generate_hierarchical_batch) -> None:
                 {
                     "the value reuses the number u < q that made the child active, so it lies in [0, q): divide "
                     "it by q, or draw the value with its own torch.rand": (0.0, q),
-                    "the value reuses the parent's number u < p1 · q: draw the child's value with its own "
-                    "torch.rand": (0.0, p1 * q),
+                    "the value reuses the parent's number u < p1 · q: draw the child's value with its own torch.rand": (
+                        0.0,
+                        p1 * q,
+                    ),
                 },
             )
         if 0 < q < 1:
@@ -126,7 +133,9 @@ def check_hierarchical_batch(generate_hierarchical_batch) -> None:
 def check_phase_metrics(learner_phase_metrics) -> None:
     """`phase_metrics(W) -> (norm, superposition)` of feature 2, including unlearned features."""
     require_function(learner_phase_metrics, "phase_metrics")
-    W = torch.tensor([[[1.0, -1.25]], [[0.0, 0.8]], [[0.7, 0.7]], [[1.0, 0.0]], [[0.0, 0.0]], [[-0.5, 2.0]], [[0.3, -0.1]]])
+    W = torch.tensor(
+        [[[1.0, -1.25]], [[0.0, 0.8]], [[0.7, 0.7]], [[1.0, 0.0]], [[0.0, 0.0]], [[-0.5, 2.0]], [[0.3, -0.1]]]
+    )
     norm, superposition = phase_metrics(W)
     given = W.clone()
     got = call_learner("phase_metrics", learner_phase_metrics, given)
@@ -194,10 +203,19 @@ def _grid_in_order(values: dict[str, list[float]], order: tuple[str, ...]) -> tu
 def check_sweep_grid(learner_sweep_grid) -> None:
     """`sweep_grid(p_feature1, importance_axis, conditional_axis, n_seeds)`: per-instance settings in order."""
     require_function(learner_sweep_grid, "sweep_grid")
-    p_feature1, importance_axis, conditional_axis, n_seeds = [0.1, 0.9], torch.tensor([0.5, 1.0, 2.0]), torch.tensor([0.01, 0.1]), 4
-    got = call_learner("sweep_grid", learner_sweep_grid, list(p_feature1), importance_axis.clone(), conditional_axis.clone(), n_seeds)
+    p_feature1, importance_axis, conditional_axis, n_seeds = (
+        [0.1, 0.9],
+        torch.tensor([0.5, 1.0, 2.0]),
+        torch.tensor([0.01, 0.1]),
+        4,
+    )
+    got = call_learner(
+        "sweep_grid", learner_sweep_grid, list(p_feature1), importance_axis.clone(), conditional_axis.clone(), n_seeds
+    )
     if not isinstance(got, tuple) or len(got) != 3:
-        raise AssertionError(f"sweep_grid should return a tuple (p1, conditional, importance), got {type(got).__name__}")
+        raise AssertionError(
+            f"sweep_grid should return a tuple (p1, conditional, importance), got {type(got).__name__}"
+        )
     values = {
         "p1": p_feature1,
         "conditional": conditional_axis.tolist(),
@@ -207,7 +225,9 @@ def check_sweep_grid(learner_sweep_grid) -> None:
     expected = _grid_in_order(values, _AXES)
     n_inst = expected[0].numel()
     names = ("p1", "conditional", "importance")
-    for value, name, shape, dims in zip(got, names, ((n_inst,), (n_inst,), (n_inst, 2)), ("(inst,)", "(inst,)", "(inst, feats)")):
+    for value, name, shape, dims in zip(
+        got, names, ((n_inst,), (n_inst,), (n_inst, 2)), ("(inst,)", "(inst,)", "(inst, feats)")
+    ):
         if name == "importance" and close(value, expected[2][:, 1]):
             raise AssertionError(
                 "importance holds only feature 2's importance: return (inst, 2), the parent's importance 1 in column 0"
@@ -220,8 +240,12 @@ def check_sweep_grid(learner_sweep_grid) -> None:
                 f"({', '.join(_AXES)}), the seed varying fastest"
             )
     if close(got[2].flip(-1), expected[2]):
-        raise AssertionError("importance has the columns swapped: column 0 is the parent's importance 1, column 1 the child's")
+        raise AssertionError(
+            "importance has the columns swapped: column 0 is the parent's importance 1, column 1 the child's"
+        )
     rule = "It should be ordered by (p1, conditional, importance, seed), the seed varying fastest."
     for value, target, name, dims in zip(got, expected, names, ("(inst,)", "(inst,)", "(inst, feats)")):
-        assert_close(value, target, name, dims, rule=rule + (" Feature 1's importance is 1." if name == "importance" else ""))
+        assert_close(
+            value, target, name, dims, rule=rule + (" Feature 1's importance is 1." if name == "importance" else "")
+        )
     passed("sweep_grid")

@@ -51,9 +51,18 @@ def plot_weight_heatmaps(W_in: torch.Tensor, W_out: torch.Tensor, title: str = "
     for row, (name, M) in enumerate((("W_in", W_in), ("W_out", W_out.T)), start=1):
         hover = "W_in[%{y}, %{x}] = %{z:.3f}" if name == "W_in" else "W_out[%{x}, %{y}] = %{z:.3f}"
         fig.add_trace(
-            go.Heatmap(z=M.round(decimals=3).tolist(), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-                       showscale=row == 1, colorbar=dict(thickness=14), hovertemplate=hover + "<extra></extra>"),
-            row, 1,
+            go.Heatmap(
+                z=M.round(decimals=3).tolist(),
+                colorscale="RdBu",
+                zmid=0,
+                zmin=-limit,
+                zmax=limit,
+                showscale=row == 1,
+                colorbar=dict(thickness=14),
+                hovertemplate=hover + "<extra></extra>",
+            ),
+            row,
+            1,
         )
         fig.update_yaxes(autorange="reversed", dtick=y_step, row=row, col=1)
     fig.update_xaxes(dtick=x_step)
@@ -64,7 +73,9 @@ def plot_weight_heatmaps(W_in: torch.Tensor, W_out: torch.Tensor, title: str = "
     return fig
 
 
-def plot_cosine_distribution(cosines: dict[str, torch.Tensor], title: str = "", height: int = 420, bins: int = 60) -> go.Figure:
+def plot_cosine_distribution(
+    cosines: dict[str, torch.Tensor], title: str = "", height: int = 420, bins: int = 60
+) -> go.Figure:
     """Overlaid histograms (as densities, on shared bins from -1 to 1) of signed cosine similarities, with
     each set's mean marked.
 
@@ -84,19 +95,31 @@ def plot_cosine_distribution(cosines: dict[str, torch.Tensor], title: str = "", 
         density = counts / (counts.sum().clamp_min(1) * width)
         mean = float(values.mean())
         # the mean is named in the legend (labels by the lines would collide when the means are close)
-        fig.add_trace(go.Bar(x=centres, y=density.tolist(), name=f"{name} (dashed: mean {mean:+.3f})",
-                             marker_color=colour, opacity=0.55, width=width,
-                             hovertemplate=f"{name}<br>cos ≈ %{{x:.2f}}<br>density %{{y:.2f}}<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=centres,
+                y=density.tolist(),
+                name=f"{name} (dashed: mean {mean:+.3f})",
+                marker_color=colour,
+                opacity=0.55,
+                width=width,
+                hovertemplate=f"{name}<br>cos ≈ %{{x:.2f}}<br>density %{{y:.2f}}<extra></extra>",
+            )
+        )
         fig.add_vline(x=mean, line=dict(color=colour, dash="dash"))
     fig.update_layout(barmode="overlay", plot_bgcolor="white", showlegend=True)
     # a little room beyond ±1: the x label "−1" would sit on the y label "0" at the corner
-    fig.update_xaxes(title_text="cosine similarity between two feature directions", range=[-1.08, 1.08], gridcolor="#eee")
+    fig.update_xaxes(
+        title_text="cosine similarity between two feature directions", range=[-1.08, 1.08], gridcolor="#eee"
+    )
     fig.update_yaxes(title_text="density", gridcolor="#eee")
     layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig
 
 
-def plot_frame_spectra(spectra: dict[str, torch.Tensor], random: torch.Tensor, title: str = "", height: int = 420) -> go.Figure:
+def plot_frame_spectra(
+    spectra: dict[str, torch.Tensor], random: torch.Tensor, title: str = "", height: int = 420
+) -> go.Figure:
     """Eigenvalues of frame operators, largest first: one line per named frame, against the mean and the
     1st-99th percentile band of random frames of the same size.
 
@@ -112,13 +135,38 @@ def plot_frame_spectra(spectra: dict[str, torch.Tensor], random: torch.Tensor, t
     rank = list(range(1, d + 1))
     low, high = random.quantile(0.01, dim=0), random.quantile(0.99, dim=0)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=rank + rank[::-1], y=high.tolist() + low.flip(0).tolist(), fill="toself", line=dict(width=0),
-                             fillcolor="rgba(150,150,150,0.3)", name="random frames, 1st-99th percentile", hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=rank, y=random.mean(dim=0).tolist(), mode="lines", line=dict(color="grey", dash="dash"),
-                             name="random frames, mean", hovertemplate="eigenvalue %{x}: %{y:.2f}<extra>random mean</extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=rank + rank[::-1],
+            y=high.tolist() + low.flip(0).tolist(),
+            fill="toself",
+            line=dict(width=0),
+            fillcolor="rgba(150,150,150,0.3)",
+            name="random frames, 1st-99th percentile",
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=rank,
+            y=random.mean(dim=0).tolist(),
+            mode="lines",
+            line=dict(color="grey", dash="dash"),
+            name="random frames, mean",
+            hovertemplate="eigenvalue %{x}: %{y:.2f}<extra>random mean</extra>",
+        )
+    )
     for index, (name, values) in enumerate(named.items()):
-        fig.add_trace(go.Scatter(x=rank, y=values.tolist(), mode="lines+markers", name=name, line=dict(color=qualitative.Plotly[index % 10]),
-                                 hovertemplate=f"{name}<br>eigenvalue %{{x}}: %{{y:.2f}}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=rank,
+                y=values.tolist(),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=qualitative.Plotly[index % 10]),
+                hovertemplate=f"{name}<br>eigenvalue %{{x}}: %{{y:.2f}}<extra></extra>",
+            )
+        )
     fig.update_layout(plot_bgcolor="white")
     panel = layout.NARROWEST - 90
     step = layout.thinned_dtick(d, panel, layout.text_width(str(d), layout.TICK_SIZE))
@@ -128,7 +176,9 @@ def plot_frame_spectra(spectra: dict[str, torch.Tensor], random: torch.Tensor, t
     return fig
 
 
-def plot_error_parts(parts: dict[str, torch.Tensor], title: str = "", y_title: str = "error", height: int = 420) -> go.Figure:
+def plot_error_parts(
+    parts: dict[str, torch.Tensor], title: str = "", y_title: str = "error", height: int = 420
+) -> go.Figure:
     """Stacked bars per feature, features sorted by their total: the parts an error splits into.
 
     Args:
@@ -143,12 +193,25 @@ def plot_error_parts(parts: dict[str, torch.Tensor], title: str = "", y_title: s
     order = sum(named.values()).argsort()
     fig = go.Figure()
     for index, (name, values) in enumerate(named.items()):
-        fig.add_trace(go.Bar(x=list(range(order.numel())), y=values[order].tolist(), name=name, customdata=order.tolist(),
-                             marker_color=qualitative.Plotly[index % 10],
-                             hovertemplate=f"feature %{{customdata}}<br>{name} = %{{y:.3g}}<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=list(range(order.numel())),
+                y=values[order].tolist(),
+                name=name,
+                customdata=order.tolist(),
+                marker_color=qualitative.Plotly[index % 10],
+                hovertemplate=f"feature %{{customdata}}<br>{name} = %{{y:.3g}}<extra></extra>",
+            )
+        )
     fig.update_layout(barmode="relative", bargap=0.05, plot_bgcolor="white", showlegend=True)
     fig.update_xaxes(title_text="feature, sorted by total", showticklabels=False)
     fig.update_yaxes(title_text=layout.wrap(y_title, height - layout.CHROME, layout.AXIS_TITLE_SIZE), gridcolor="#eee")
-    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, bottom=layout.AXIS_TITLE_HEIGHT + 12,
-                 legend_names=layout.legend_entries(fig))
+    layout.frame(
+        fig,
+        title,
+        layout.NARROWEST,
+        height - layout.CHROME,
+        bottom=layout.AXIS_TITLE_HEIGHT + 12,
+        legend_names=layout.legend_entries(fig),
+    )
     return fig

@@ -54,8 +54,15 @@ def curves_figure(
         px, py = (inputs.tensor(v, f"points[{name!r}]").double().flatten() for v in (px, py))
         if px.shape != py.shape:
             raise ValueError(f"points {name!r} have {px.numel()} x values but {py.numel()} y values")
-        fig.add_trace(go.Scatter(x=px.tolist(), y=py.tolist(), mode="markers", name=name,
-                                 marker=dict(size=10, color="black", symbol=POINT_SYMBOLS[index % len(POINT_SYMBOLS)])))
+        fig.add_trace(
+            go.Scatter(
+                x=px.tolist(),
+                y=py.tolist(),
+                mode="markers",
+                name=name,
+                marker=dict(size=10, color="black", symbol=POINT_SYMBOLS[index % len(POINT_SYMBOLS)]),
+            )
+        )
     for index, (name, value) in enumerate((references or {}).items()):
         fig.add_hline(y=float(value), line=dict(color="grey", dash=["dash", "dot", "dashdot"][index % 3]),
                       annotation_text=name, annotation_position="top left")  # fmt: skip

@@ -154,26 +154,39 @@ def plot_features_in_2d(
         layout.panel_title(fig, titles[k], row, col, panel)
         fig.add_trace(
             go.Scatter(
-                x=circle.cos().tolist(), y=circle.sin().tolist(), mode="lines",
-                line=dict(color="lightgrey", width=1, dash="dot"), hoverinfo="skip", showlegend=False,
+                x=circle.cos().tolist(),
+                y=circle.sin().tolist(),
+                mode="lines",
+                line=dict(color="lightgrey", width=1, dash="dot"),
+                hoverinfo="skip",
+                showlegend=False,
             ),
-            row, col,
+            row,
+            col,
         )
         for i in range(n_feats):
             x, y = W[k, 0, i].item(), W[k, 1, i].item()
             fig.add_trace(
                 go.Scatter(
-                    x=[0.0, x], y=[0.0, y], mode="lines+markers",
+                    x=[0.0, x],
+                    y=[0.0, y],
+                    mode="lines+markers",
                     line=dict(color=colours[i], width=2.5),
                     marker=dict(size=[0, 9], color=colours[i]),
-                    name=names[i], legendgroup=names[i], showlegend=k == 0,
-                    hovertemplate=f"{names[i]}<br>W = ({x:.2f}, {y:.2f})<br>‖W‖ = {math.hypot(x, y):.2f}<extra></extra>",
+                    name=names[i],
+                    legendgroup=names[i],
+                    showlegend=k == 0,
+                    hovertemplate=f"{names[i]}<br>W = ({x:.2f}, {y:.2f})<br>‖W‖ = "
+                    f"{math.hypot(x, y):.2f}<extra></extra>",
                 ),
-                row, col,
+                row,
+                col,
             )
         axis = "" if k == 0 else str(k + 1)
         fig.update_xaxes(range=[-reach, reach], showticklabels=False, zeroline=False, row=row, col=col)
-        fig.update_yaxes(range=[-reach, reach], showticklabels=False, zeroline=False, scaleanchor=f"x{axis}", row=row, col=col)
+        fig.update_yaxes(
+            range=[-reach, reach], showticklabels=False, zeroline=False, scaleanchor=f"x{axis}", row=row, col=col
+        )
     fig.update_layout(plot_bgcolor="white")
     layout.frame(fig, title, width, plot_height, top=above, bottom=8, legend_names=names, left=left, right=right)
     return fig
@@ -227,7 +240,9 @@ def plot_features_in_Nd(
     left, right, gap = 60, 80, label + 16  # each panel's own tick labels sit in the gap
     panel = layout.panel_width(n_cols, titles, PANEL_ND, left, right, gap)
     width = max(layout.NARROWEST, left + right + n_cols * panel + (n_cols - 1) * gap)
-    fig = make_subplots(rows=2 * n_blocks, cols=n_cols, horizontal_spacing=layout.columns(n_cols, width, left, right, gap)[0])
+    fig = make_subplots(
+        rows=2 * n_blocks, cols=n_cols, horizontal_spacing=layout.columns(n_cols, width, left, right, gap)[0]
+    )
     wrapped = [layout.wrap(text, panel, layout.PANEL_TITLE_SIZE) for text in titles]
     above = layout.titles_height(wrapped)
     below = layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT
@@ -250,29 +265,57 @@ def plot_features_in_Nd(
         columns = labels if matrix == "WtW" else [str(h) for h in range(d_hidden)]
         fig.add_trace(
             go.Heatmap(
-                z=_rounded(z), x=columns, y=labels, colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-                showscale=k == 0, hovertemplate=hover,
+                z=_rounded(z),
+                x=columns,
+                y=labels,
+                colorscale="RdBu",
+                zmid=0,
+                zmin=-limit,
+                zmax=limit,
+                showscale=k == 0,
+                hovertemplate=hover,
                 colorbar=colorbar("value", heat_y),
             ),
-            row, col + 1,
+            row,
+            col + 1,
         )
-        fig.update_yaxes(type="category", autorange="reversed", tickmode="array", tickvals=labels[::y_step],
-                         title_text="feature i" if col == 0 else None, row=row, col=col + 1)
-        fig.update_xaxes(type="category", tickmode="array", tickvals=columns[::x_step], tickangle=0, row=row, col=col + 1)
+        fig.update_yaxes(
+            type="category",
+            autorange="reversed",
+            tickmode="array",
+            tickvals=labels[::y_step],
+            title_text="feature i" if col == 0 else None,
+            row=row,
+            col=col + 1,
+        )
+        fig.update_xaxes(
+            type="category", tickmode="array", tickvals=columns[::x_step], tickangle=0, row=row, col=col + 1
+        )
         if neuron_plot:
             segments, others = neuron_bar_traces(W[k], interference[k], showscale=k == 0)
             segments.marker.colorbar = colorbar("interference", bar_y)
             fig.add_trace(segments, row + 1, col + 1)
             fig.add_trace(others, row + 1, col + 1)
-            fig.update_xaxes(tickmode="linear", tick0=0, dtick=layout.thinned_dtick(d_hidden, panel, label), tickangle=0,
-                             range=[-0.5, d_hidden - 0.5], row=row + 1, col=col + 1)
+            fig.update_xaxes(
+                tickmode="linear",
+                tick0=0,
+                dtick=layout.thinned_dtick(d_hidden, panel, label),
+                tickangle=0,
+                range=[-0.5, d_hidden - 0.5],
+                row=row + 1,
+                col=col + 1,
+            )
             fig.update_yaxes(title_text="W[h, i], stacked" if col == 0 else None, row=row + 1, col=col + 1)
             continue
         fig.add_trace(
             go.Bar(
-                x=labels, y=_rounded(norms[k][rows]),
+                x=labels,
+                y=_rounded(norms[k][rows]),
                 marker=dict(
-                    color=_rounded(interference[k][rows]), colorscale=INTERFERENCE_SCALE, cmin=0, cmax=1,
+                    color=_rounded(interference[k][rows]),
+                    colorscale=INTERFERENCE_SCALE,
+                    cmin=0,
+                    cmax=1,
                     showscale=k == 0,
                     colorbar=colorbar("interference", bar_y),
                 ),
@@ -280,18 +323,27 @@ def plot_features_in_Nd(
                 hovertemplate="feature %{x}<br>‖W_i‖ = %{y:.3f}<br>interference = %{customdata:.3f}<extra></extra>",
                 showlegend=False,
             ),
-            row + 1, col + 1,
+            row + 1,
+            col + 1,
         )
-        fig.update_xaxes(type="category", tickmode="array", tickvals=labels[::feature_step], tickangle=0, row=row + 1, col=col + 1)
-        fig.update_yaxes(range=[0, max(1.2, 1.05 * float(norms.max()))], title_text="‖W_i‖" if col == 0 else None,
-                         row=row + 1, col=col + 1)
+        fig.update_xaxes(
+            type="category", tickmode="array", tickvals=labels[::feature_step], tickangle=0, row=row + 1, col=col + 1
+        )
+        fig.update_yaxes(
+            range=[0, max(1.2, 1.05 * float(norms.max()))],
+            title_text="‖W_i‖" if col == 0 else None,
+            row=row + 1,
+            col=col + 1,
+        )
     for block in range(n_blocks):
         cols = min(n_cols, n_inst - block * n_cols)
         layout.row_x_title(fig, x_title, 2 * block + 1, cols)
         layout.row_x_title(fig, "neuron" if neuron_plot else "feature", 2 * block + 2, cols)
     fig.update_xaxes(ticks="outside", ticklen=4)  # tick labels clear of the other axis' at the corner
     fig.update_yaxes(ticks="outside", ticklen=4)
-    fig.update_layout(bargap=0.1, plot_bgcolor="white", barmode="overlay" if neuron_plot else None)  # neuron bars carry their own base
+    fig.update_layout(
+        bargap=0.1, plot_bgcolor="white", barmode="overlay" if neuron_plot else None
+    )  # neuron bars carry their own base
     layout.frame(fig, title, width, plot_height, top=above, bottom=below, left=left, right=right)
     return fig
 
@@ -328,18 +380,30 @@ def plot_cosine_similarities(
         labels = [str(i) for i in rows.tolist()]
         fig.add_trace(
             go.Heatmap(
-                z=_rounded(cosine[k][rows][:, rows]), x=labels, y=labels, colorscale="RdBu", zmin=-1, zmax=1, zmid=0,
-                showscale=k == n_inst - 1, colorbar=dict(title=dict(text="cos", side="right"), thickness=12),
+                z=_rounded(cosine[k][rows][:, rows]),
+                x=labels,
+                y=labels,
+                colorscale="RdBu",
+                zmin=-1,
+                zmax=1,
+                zmid=0,
+                showscale=k == n_inst - 1,
+                colorbar=dict(title=dict(text="cos", side="right"), thickness=12),
                 hovertemplate="cos(W_%{y}, W_%{x}) = %{z:.3f}<extra></extra>",
             ),
-            1, k + 1,
+            1,
+            k + 1,
         )
-        ticks = dict(type="category", tickmode="array", tickvals=labels[::step], ticks="outside", ticklen=4, tickangle=0)
+        ticks = dict(
+            type="category", tickmode="array", tickvals=labels[::step], ticks="outside", ticklen=4, tickangle=0
+        )
         fig.update_xaxes(**ticks, row=1, col=k + 1)
         fig.update_yaxes(**ticks, autorange="reversed", scaleanchor="x" if k == 0 else f"x{k + 1}", row=1, col=k + 1)
     fig.update_layout(plot_bgcolor="white")
-    layout.frame(fig, title, width, height - layout.CHROME, top=layout.titles_height(texts), bottom=layout.TICK_LABEL_HEIGHT,
-                 left=left, right=right)  # fmt: skip
+    top = layout.titles_height(texts)
+    layout.frame(
+        fig, title, width, height - layout.CHROME, top=top, bottom=layout.TICK_LABEL_HEIGHT, left=left, right=right
+    )
     return fig
 
 
@@ -362,7 +426,9 @@ def plot_feature_geometry(
     n_inst, _, n_feats = W.shape
     p = torch.as_tensor(feature_probability, dtype=torch.float64).detach().cpu().flatten()
     if p.numel() != n_inst or not ((p > 0) & (p <= 1)).all():
-        raise ValueError(f"feature_probability must hold {n_inst} values in (0, 1], one per instance, got shape {tuple(p.shape)}")
+        raise ValueError(
+            f"feature_probability must hold {n_inst} values in (0, 1], one per instance, got shape {tuple(p.shape)}"
+        )
     x = 1 / p
     D = metrics.dimensionality(W)
     D_star = metrics.dims_per_feature(W)
@@ -371,11 +437,18 @@ def plot_feature_geometry(
     jitter = torch.linspace(-0.04, 0.04, n_feats, dtype=torch.float64)
     fig = go.Figure()
     for name, value in STICKY_FRACTIONS.items():
-        fig.add_hline(y=value, line=dict(color="lightgrey", dash="dash"), annotation_text=f"{name} {Fraction(value).limit_denominator(8)}",
-                      annotation_position="bottom right" if name == "square antiprism" else "top right", annotation_font_size=10)
+        fig.add_hline(
+            y=value,
+            line=dict(color="lightgrey", dash="dash"),
+            annotation_text=f"{name} {Fraction(value).limit_denominator(8)}",
+            annotation_position="bottom right" if name == "square antiprism" else "top right",
+            annotation_font_size=10,
+        )
     fig.add_trace(
         go.Scatter(
-            x=(x[:, None] * (10 ** jitter)[None, :]).flatten().tolist(), y=D.flatten().tolist(), mode="markers",
+            x=(x[:, None] * (10**jitter)[None, :]).flatten().tolist(),
+            y=D.flatten().tolist(),
+            mode="markers",
             marker=dict(size=4, color=D.flatten().tolist(), colorscale="Plasma", cmin=0, cmax=1, opacity=0.7),
             customdata=[[k, i] for k in range(n_inst) for i in range(n_feats)],
             hovertemplate="instance %{customdata[0]}, feature %{customdata[1]}<br>D_i = %{y:.3f}<extra></extra>",
@@ -384,13 +457,19 @@ def plot_feature_geometry(
     )
     fig.add_trace(
         go.Scatter(
-            x=x[order].tolist(), y=D_star[order].tolist(), mode="lines+markers", line=dict(color="black", width=2),
-            hovertemplate="1/(1-S) = %{x:.3g}<br>D* = %{y:.3f}<extra></extra>", name="D* = d / ‖W‖²_F",
+            x=x[order].tolist(),
+            y=D_star[order].tolist(),
+            mode="lines+markers",
+            line=dict(color="black", width=2),
+            hovertemplate="1/(1-S) = %{x:.3g}<br>D* = %{y:.3f}<extra></extra>",
+            name="D* = d / ‖W‖²_F",
         )
     )
     log_x = x.log10()
     fig.update_xaxes(type="log", title_text="1 / (1 − S)", range=[float(log_x.min()) - 0.05, float(log_x.max()) + 0.05])
     fig.update_yaxes(range=[-0.03, 1.1], title_text="dimensions per feature")
     fig.update_layout(plot_bgcolor="white")
-    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig), right=30)
+    layout.frame(
+        fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig), right=30
+    )
     return fig

@@ -36,12 +36,16 @@ def plot_direction_landscape(
     fig = go.Figure()
     for index, (label, curve) in enumerate(curves.items()):
         if curve.shape != angles.shape:
-            raise ValueError(f"curve {label!r} has shape {tuple(curve.shape)}; expected (n_angles,) = {tuple(angles.shape)}")
+            raise ValueError(
+                f"curve {label!r} has shape {tuple(curve.shape)}; expected (n_angles,) = {tuple(angles.shape)}"
+            )
         colour = qualitative.Plotly[index % len(qualitative.Plotly)]
         values = curve.detach().cpu()
         values = values / values.min() if relative else values
         fig.add_trace(
-            go.Scatter(x=degrees[::stride], y=values[::stride].numpy(), mode="lines", line=dict(color=colour), name=label)
+            go.Scatter(
+                x=degrees[::stride], y=values[::stride].numpy(), mode="lines", line=dict(color=colour), name=label
+            )
         )
         if marks and label in marks:
             at = (marks[label].detach().cpu() % math.pi) / math.pi * len(angles)

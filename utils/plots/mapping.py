@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -25,7 +24,9 @@ DASHBOARD_MIN_WIDTH = 560
 def _check_two_to_one(model) -> None:
     cfg = model.cfg
     if (cfg.n_features, cfg.d_hidden) != (2, 1):
-        raise ValueError(f"this figure shows 2 features through 1 hidden number; the model has {cfg.n_features} -> {cfg.d_hidden}")
+        raise ValueError(
+            f"this figure shows 2 features through 1 hidden number; the model has {cfg.n_features} -> {cfg.d_hidden}"
+        )
 
 
 def _check_instance(model, instance: int) -> None:
@@ -198,7 +199,9 @@ def plot_training_dashboard(
         seg_x = np.stack([x[:, 0], y[:, 0], np.full(len(x), np.nan, dtype=np.float32)], axis=1).ravel()
         seg_y = np.stack([x[:, 1], y[:, 1], np.full(len(x), np.nan, dtype=np.float32)], axis=1).ravel()
         return [
-            go.Scatter(x=seg_x, y=seg_y, mode="lines", line=dict(color="rgba(150,150,150,0.35)", width=1), name="x → x'"),
+            go.Scatter(
+                x=seg_x, y=seg_y, mode="lines", line=dict(color="rgba(150,150,150,0.35)", width=1), name="x → x'"
+            ),
             go.Scatter(x=y[:, 0], y=y[:, 1], mode="markers", marker=dict(size=5, color="#ff7f0e"), name="outputs x'"),
             go.Scatter(
                 x=state["reachable"][:, 0],
@@ -225,12 +228,20 @@ def plot_training_dashboard(
         layout.panel_title(fig, text, 1, col, plot_width * 0.86 * share)
         for col, (text, share) in enumerate(zip(("reconstruction", "loss"), (0.55, 0.45)), 1)
     ]
-    fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=5, color=INPUT_COLOUR), name="inputs x"), 1, 1)
-    fig.add_trace(go.Scatter(x=np.arange(len(losses)), y=losses, mode="lines", line=dict(color="#444"), name="loss"), 1, 2)
+    fig.add_trace(
+        go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=5, color=INPUT_COLOUR), name="inputs x"), 1, 1
+    )
+    fig.add_trace(
+        go.Scatter(x=np.arange(len(losses)), y=losses, mode="lines", line=dict(color="#444"), name="loss"), 1, 2
+    )
     if optimum is not None:
         fig.add_trace(
             go.Scatter(
-                x=[0, len(losses) - 1], y=[optimum, optimum], mode="lines", line=dict(dash="dash", color="green"), name=optimum_label
+                x=[0, len(losses) - 1],
+                y=[optimum, optimum],
+                mode="lines",
+                line=dict(dash="dash", color="green"),
+                name=optimum_label,
             ),
             1,
             2,
@@ -240,7 +251,9 @@ def plot_training_dashboard(
         fig.add_trace(trace, 1, 1)
     fig.add_trace(first[-1], 1, 2)
     dynamic = list(range(len(fig.data) - len(first), len(fig.data)))
-    animate = dict(frame=dict(duration=150, redraw=True), transition=dict(duration=0), fromcurrent=True, mode="immediate")
+    animate = dict(
+        frame=dict(duration=150, redraw=True), transition=dict(duration=0), fromcurrent=True, mode="immediate"
+    )
     jump = dict(animate, frame=dict(duration=0, redraw=True))
     # Below the panels: tick labels and axis titles, then Play/Pause on the left with the slider (its
     # "step N" label above its rail) to their right, then the legend.

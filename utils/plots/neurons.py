@@ -23,7 +23,9 @@ def _tensor(values, name: str, dims: int) -> torch.Tensor:
     return values.detach().double().cpu().clone()
 
 
-def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bool = False, top: int = 5) -> list[go.Bar]:
+def neuron_bar_traces(
+    W: torch.Tensor, interference: torch.Tensor, showscale: bool = False, top: int = 5
+) -> list[go.Bar]:
     """Bars for one instance: one column per neuron h, stacked from each feature's weight W[h, i]
     (positive up, negative down), coloured by feature i's interference (dark: alone; bright: shared).
 
@@ -64,7 +66,8 @@ def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bo
         marker=dict(color=interference.clamp(0, 1)[i].round(decimals=3).tolist(), colorscale=INTERFERENCE_SCALE,
                     cmin=0, cmax=1, line=dict(width=0.3, color="white"), showscale=showscale,
                     colorbar=dict(title="interference", len=0.3, y=0.14)),
-        hovertemplate="feature %{customdata[0]}<br>neuron %{x}<br>W = %{y:.3f}<extra>interference %{customdata[1]:.2f}</extra>",
+        hovertemplate="feature %{customdata[0]}<br>neuron %{x}<br>W = %{y:.3f}<extra>interference "
+                      "%{customdata[1]:.2f}</extra>",
     )  # fmt: skip
     rest = W - kept
     x, y, bases, counts = [], [], [], []
@@ -74,7 +77,8 @@ def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bo
             x.append(neuron), y.append(round(float(heights[neuron]), 3))
             bases.append(round(float(stacked[neuron].sum()), 3)), counts.append(int(columns[neuron]))
     others = go.Bar(  # width set: plotly would take it from the gaps between this trace's few bars
-        x=x, y=y, base=bases, width=0.8, customdata=counts, showlegend=False, marker=dict(color="lightgrey", line=dict(width=0.3, color="white")),
+        x=x, y=y, base=bases, width=0.8, customdata=counts, showlegend=False,
+        marker=dict(color="lightgrey", line=dict(width=0.3, color="white")),
         hovertemplate="%{customdata} other features<br>neuron %{x}<br>sum of W = %{y:.3f}<extra></extra>",
     )  # fmt: skip
     return [features, others]
@@ -105,14 +109,21 @@ def plot_feature_errors(
     for index, (name, values) in enumerate(named.items()):
         fig.add_trace(
             go.Bar(
-                x=list(range(first.numel())), y=values[order].tolist(), name=name, customdata=order.tolist(),
+                x=list(range(first.numel())),
+                y=values[order].tolist(),
+                name=name,
+                customdata=order.tolist(),
                 marker_color=qualitative.Plotly[index % 10],
                 hovertemplate=f"{name}<br>feature %{{customdata}}<br>error = %{{y:.4f}}<extra></extra>",
             )
         )
     for index, (name, value) in enumerate((references or {}).items()):
-        fig.add_hline(y=float(value), line=dict(color="grey", dash=["dash", "dot"][index % 2]), annotation_text=name,
-                      annotation_position="top left")
+        fig.add_hline(
+            y=float(value),
+            line=dict(color="grey", dash=["dash", "dot"][index % 2]),
+            annotation_text=name,
+            annotation_position="top left",
+        )
     fig.update_layout(barmode="group", bargap=0.1, plot_bgcolor="white")
     fig.update_xaxes(title_text=f"feature, sorted by {next(iter(named))}", showticklabels=False)
     fig.update_yaxes(title_text=y_title, gridcolor="#eee")
@@ -144,16 +155,35 @@ def plot_response_curves(
     for i in range(curves.shape[1]):
         fig.add_trace(
             go.Scatter(
-                x=x.tolist(), y=curves[:, i].round(decimals=4).tolist(), mode="lines", line=dict(color="rgba(31,119,180,0.25)", width=1),
-                name="features" if i == 0 else f"feature {i}", legendgroup="features", showlegend=i == 0,
+                x=x.tolist(),
+                y=curves[:, i].round(decimals=4).tolist(),
+                mode="lines",
+                line=dict(color="rgba(31,119,180,0.25)", width=1),
+                name="features" if i == 0 else f"feature {i}",
+                legendgroup="features",
+                showlegend=i == 0,
                 hovertemplate=f"feature {i}<br>x = %{{x:.2f}}<br>y = %{{y:.3f}}<extra></extra>",
             )
         )
-    fig.add_trace(go.Scatter(x=x.tolist(), y=x.clamp_min(0).tolist(), mode="lines", name="target ReLU(x)",
-                             line=dict(color="black", dash="dash", width=2)))
+    fig.add_trace(
+        go.Scatter(
+            x=x.tolist(),
+            y=x.clamp_min(0).tolist(),
+            mode="lines",
+            name="target ReLU(x)",
+            line=dict(color="black", dash="dash", width=2),
+        )
+    )
     if gain is not None:
-        fig.add_trace(go.Scatter(x=x.tolist(), y=(gain * x.clamp_min(0)).tolist(), mode="lines",
-                                 name=f"{gain:.3f} · ReLU(x)", line=dict(color="#d62728", width=2)))
+        fig.add_trace(
+            go.Scatter(
+                x=x.tolist(),
+                y=(gain * x.clamp_min(0)).tolist(),
+                mode="lines",
+                name=f"{gain:.3f} · ReLU(x)",
+                line=dict(color="#d62728", width=2),
+            )
+        )
     fig.update_layout(plot_bgcolor="white")
     fig.update_xaxes(title_text="input x_i (others 0)", gridcolor="#eee")
     fig.update_yaxes(title_text="output y_i", gridcolor="#eee")
@@ -213,12 +243,26 @@ def plot_error_decomposition(
     attenuation = _tensor(attenuation, "attenuation", 1)
     interference = _tensor(interference, "interference", 1)
     if attenuation.shape != interference.shape:
-        raise ValueError(f"attenuation and interference need the same shape, got {tuple(attenuation.shape)} and {tuple(interference.shape)}")
+        raise ValueError(
+            f"attenuation and interference need the same shape, got {tuple(attenuation.shape)} and "
+            f"{tuple(interference.shape)}"
+        )
     order = (attenuation + interference).argsort()
     fig = go.Figure()
-    for name, values, colour in (("attenuation (alone)", attenuation, "#1f77b4"), ("interference", interference, "#d62728")):
-        fig.add_trace(go.Bar(x=list(range(order.numel())), y=values[order].tolist(), name=name, marker_color=colour,
-                             customdata=order.tolist(), hovertemplate=f"feature %{{customdata}}<br>{name} = %{{y:.4f}}<extra></extra>"))
+    for name, values, colour in (
+        ("attenuation (alone)", attenuation, "#1f77b4"),
+        ("interference", interference, "#d62728"),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=list(range(order.numel())),
+                y=values[order].tolist(),
+                name=name,
+                marker_color=colour,
+                customdata=order.tolist(),
+                hovertemplate=f"feature %{{customdata}}<br>{name} = %{{y:.4f}}<extra></extra>",
+            )
+        )
     fig.update_layout(barmode="relative", bargap=0.05, plot_bgcolor="white")
     fig.update_xaxes(title_text="feature, sorted by total error", showticklabels=False)
     fig.update_yaxes(title_text="mean squared error", gridcolor="#eee")

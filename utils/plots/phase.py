@@ -49,7 +49,9 @@ def phase_colours(
         raise TypeError("norm and superposition must be torch tensors")
     norm_max, superposition_max = as_real(norm_max, "norm_max"), as_real(superposition_max, "superposition_max")
     if norm.shape != superposition.shape:
-        raise ValueError(f"norm and superposition must have the same shape, got {tuple(norm.shape)} and {tuple(superposition.shape)}")
+        raise ValueError(
+            f"norm and superposition must have the same shape, got {tuple(norm.shape)} and {tuple(superposition.shape)}"
+        )
     if not (norm_max > 0 and superposition_max > 0):
         raise ValueError(f"norm_max and superposition_max must be positive, got {norm_max} and {superposition_max}")
     n = (norm.detach().float().cpu() / norm_max).nan_to_num(0.0).clamp(0.0, 1.0)[..., None]
@@ -181,7 +183,9 @@ def phase_figure(
     x_values, y_values = inputs.tensor(x_values, "x_values"), inputs.tensor(y_values, "y_values")
     norm_max, superposition_max = as_real(norm_max, "norm_max"), as_real(superposition_max, "superposition_max")
     n_cols, panel_titles = inputs.optional_count(n_cols, "n_cols"), inputs.labels(panel_titles, "panel_titles")
-    norm, superposition, loss = (_as_panels(v, n) for v, n in ((norm, "norm"), (superposition, "superposition"), (loss, "loss")))
+    norm, superposition, loss = (
+        _as_panels(v, n) for v, n in ((norm, "norm"), (superposition, "superposition"), (loss, "loss"))
+    )
     if not norm.shape == superposition.shape == loss.shape:
         raise ValueError(
             f"norm, superposition and loss must have the same shape, got {tuple(norm.shape)}, "
@@ -267,13 +271,16 @@ def phase_figure(
             (steps * superposition_max).tolist(),
             (steps * norm_max).tolist(),
             customdata=_significant(legend_custom, 2),
-            hovertemplate=f"{norm_title} = %{{customdata[0]:.2f}}<br>{superposition_title} = %{{customdata[1]:.2f}}<extra></extra>",
+            hovertemplate=f"{norm_title} = %{{customdata[0]:.2f}}<br>{superposition_title} = "
+            f"%{{customdata[1]:.2f}}<extra></extra>",
         ),
         1,
         legend_col,
     )
     legend_axis = fig.get_subplot(1, legend_col).xaxis.plotly_name.replace("axis", "")
-    fig.update_xaxes(title_text=superposition_title, title_standoff=4, tickvals=[0, superposition_max], row=1, col=legend_col)
+    fig.update_xaxes(
+        title_text=superposition_title, title_standoff=4, tickvals=[0, superposition_max], row=1, col=legend_col
+    )
     fig.update_yaxes(title_text=norm_title, title_standoff=4, tickvals=[0, norm_max], scaleanchor=legend_axis,
                      constrain="domain", row=1, col=legend_col)  # fmt: skip
     fig.update_xaxes(constrain="domain", constraintoward="left", row=1, col=legend_col)  # next to the panels
@@ -290,6 +297,6 @@ def phase_figure(
     fig.update_xaxes(showgrid=False, zeroline=False, ticks="outside", ticklen=4)
     fig.update_yaxes(showgrid=False, zeroline=False, ticks="outside", ticklen=4)
     fig.update_layout(plot_bgcolor="white")
-    room = dict(width=width, plot_height=plot_height, top=above, left=left, right=right,
-                bottom=layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT + 8)  # fmt: skip
+    bottom = layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT + 8
+    room = dict(width=width, plot_height=plot_height, top=above, bottom=bottom, left=left, right=right)
     return fig, room
