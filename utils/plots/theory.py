@@ -14,7 +14,9 @@ from utils.plots.phase import _log_axis_values, _log_ticks, phase_figure
 BOUNDARY_DASHES = ("solid", "dash", "dot", "dashdot")
 
 
-def _curves(boundaries: dict[str, tuple[torch.Tensor, torch.Tensor]] | None) -> list[tuple[str, list[float], list[float]]]:
+def _curves(
+    boundaries: dict[str, tuple[torch.Tensor, torch.Tensor]] | None,
+) -> list[tuple[str, list[float], list[float]]]:
     """name -> (x, y) in data units, as log10 lists (points with a non-positive coordinate dropped)."""
     curves = []
     for name, (x, y) in (boundaries or {}).items():
@@ -72,21 +74,33 @@ def plot_phase_with_boundaries(
         for index, (name, xs, ys) in enumerate(curves):
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines", name=name, legendgroup=name, showlegend=k == 0,
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=k == 0,
                     line=dict(color="black", width=2, dash=BOUNDARY_DASHES[index % len(BOUNDARY_DASHES)]),
                     hoverinfo="skip",
                 ),
-                row, col,
+                row,
+                col,
             )
         if marks is not None and marks[k].any():
             rows, cols = marks[k].nonzero(as_tuple=True)
             fig.add_trace(
                 go.Scatter(
-                    x=[log_x[j] for j in cols.tolist()], y=[log_y[i] for i in rows.tolist()], mode="markers",
+                    x=[log_x[j] for j in cols.tolist()],
+                    y=[log_y[i] for i in rows.tolist()],
+                    mode="markers",
                     marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="black")),
-                    name=mark_name, legendgroup=mark_name, showlegend=not any(m.any() for m in marks[:k]), hoverinfo="skip",
+                    name=mark_name,
+                    legendgroup=mark_name,
+                    showlegend=not any(m.any() for m in marks[:k]),
+                    hoverinfo="skip",
                 ),
-                row, col,
+                row,
+                col,
             )
         fig.update_xaxes(range=x_range, row=row, col=col)
         fig.update_yaxes(range=y_range, row=row, col=col)
@@ -116,7 +130,10 @@ def plot_cell_values(
         value_range: the values that get the ends of the colour scale.
     """
     if not isinstance(values, torch.Tensor) or values.dim() != 2:
-        raise ValueError(f"values must be a (ny, nx) tensor, got {tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__}")
+        raise ValueError(
+            f"values must be a (ny, nx) tensor, got "
+            f"{tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__}"
+        )
     ny, nx = values.shape
     log_x = _log_axis_values(x_values, nx, "x_values")
     log_y = _log_axis_values(y_values, ny, "y_values")
@@ -125,16 +142,28 @@ def plot_cell_values(
     custom = [[[real_x[j], real_y[i]] for j in range(nx)] for i in range(ny)]
     fig = go.Figure(
         go.Heatmap(
-            z=values.detach().double().cpu().tolist(), x=log_x, y=log_y, zmin=value_range[0], zmax=value_range[1],
-            colorscale="Viridis", customdata=custom,
+            z=values.detach().double().cpu().tolist(),
+            x=log_x,
+            y=log_y,
+            zmin=value_range[0],
+            zmax=value_range[1],
+            colorscale="Viridis",
             colorbar=dict(title=dict(text=value_title, side="right"), thickness=14),
-            hovertemplate=f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>{value_title} = %{{z:.2f}}<extra></extra>",
+            customdata=custom,
+            hovertemplate=f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>{value_title} "
+            f"= %{{z:.2f}}<extra></extra>",
         )
     )
     for index, (name, xs, ys) in enumerate(_curves(boundaries)):
         fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines", name=name, hoverinfo="skip",
-                       line=dict(color="white", width=2, dash=BOUNDARY_DASHES[index % len(BOUNDARY_DASHES)]))
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=name,
+                hoverinfo="skip",
+                line=dict(color="white", width=2, dash=BOUNDARY_DASHES[index % len(BOUNDARY_DASHES)]),
+            )
         )
     half_x, half_y = (log_x[-1] - log_x[0]) / (2 * max(nx - 1, 1)), (log_y[-1] - log_y[0]) / (2 * max(ny - 1, 1))
     left, right = 70, 90  # right: the colour bar, its tick labels and its title
@@ -147,8 +176,8 @@ def plot_cell_values(
     names = layout.legend_entries(fig)
     fig.update_layout(plot_bgcolor="white", showlegend=bool(names))
     bottom = layout.TICK_LABEL_HEIGHT + layout.line_count(x_title) * layout.AXIS_TITLE_HEIGHT
-    layout.frame(fig, title, width, plot_height, bottom=bottom, legend_names=names or None,
-                 left=left + 18 * (layout.line_count(y_title) - 1), right=right)  # fmt: skip
+    left += 18 * (layout.line_count(y_title) - 1)
+    layout.frame(fig, title, width, plot_height, bottom=bottom, legend_names=names or None, left=left, right=right)
     return fig
 
 
