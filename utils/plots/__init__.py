@@ -12,6 +12,7 @@ from utils.plots.computation import (
 )
 from utils.plots.curves import plot_curves
 from utils.plots.discrete import plot_features_in_Nd_discrete
+from utils.plots.dynamics import plot_attack_terms, plot_feature_trajectories, plot_hidden_points
 from utils.plots.features import (
     plot_cosine_similarities,
     plot_feature_geometry,
@@ -20,19 +21,19 @@ from utils.plots.features import (
 )
 from utils.plots.landscape import plot_direction_landscape
 from utils.plots.mapping import plot_data, plot_mapping, plot_training_dashboard
-from utils.plots.neurons import (
-    neuron_bar_traces,
-    plot_error_decomposition,
-    plot_feature_errors,
-    plot_matrices,
-    plot_response_curves,
-)
 from utils.plots.motif import (
     plot_ablation,
     plot_asymmetry,
     plot_motif_frequency,
     plot_motif_trace,
     plot_weight_distributions,
+)
+from utils.plots.neurons import (
+    neuron_bar_traces,
+    plot_error_decomposition,
+    plot_feature_errors,
+    plot_matrices,
+    plot_response_curves,
 )
 from utils.plots.phase import phase_colours, plot_phase_diagram
 from utils.plots.renderer import configure_plotly_renderer
