@@ -65,8 +65,7 @@ def plot_attack_terms(terms: dict[str, torch.Tensor], title: str = "", height: i
         )
     fig.update_xaxes(title_text="feature k")
     fig.update_yaxes(title_text="(W_j · W_k) δ_k")
-    fig.update_layout(title=title, height=height, barmode="group", plot_bgcolor="white",
-                      legend=dict(orientation="h", y=-0.25))  # fmt: skip
+    fig.update_layout(title=title, height=height, barmode="group", plot_bgcolor="white", legend=dict(x=1.02, y=1))
     fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=True, zerolinecolor="#999")
     return fig
 
@@ -110,6 +109,5 @@ def plot_hidden_points(
         fig.update_xaxes(range=[-reach, reach], showticklabels=False, row=1, col=c)
         anchor = f"x{c if c > 1 else ''}"
         fig.update_yaxes(range=[-reach, reach], showticklabels=False, scaleanchor=anchor, row=1, col=c)
-    fig.update_layout(title=title, height=panel_height + 120, plot_bgcolor="white",
-                      legend=dict(orientation="h", y=-0.1))  # fmt: skip
+    fig.update_layout(title=title, height=panel_height + 100, plot_bgcolor="white", legend=dict(x=1.02, y=1))
     return fig
