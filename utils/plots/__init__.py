@@ -21,13 +21,6 @@ from utils.plots.features import (
 )
 from utils.plots.landscape import plot_direction_landscape
 from utils.plots.mapping import plot_data, plot_mapping, plot_training_dashboard
-from utils.plots.motif import (
-    plot_ablation,
-    plot_asymmetry,
-    plot_motif_frequency,
-    plot_motif_trace,
-    plot_weight_distributions,
-)
 from utils.plots.neurons import (
     neuron_bar_traces,
     plot_error_decomposition,
@@ -35,5 +28,14 @@ from utils.plots.neurons import (
     plot_matrices,
     plot_response_curves,
 )
+from utils.plots.motif import (
+    plot_asymmetry,
+    plot_motif_frequency,
+    plot_motif_trace,
+    plot_weight_distributions,
+)
+from utils.plots.motif_controls import plot_cancellation_by_kind, plot_path_ablation
 from utils.plots.phase import phase_colours, plot_phase_diagram
+from utils.plots.regimes import plot_regime_diagram
 from utils.plots.renderer import configure_plotly_renderer
+from utils.plots.theory import plot_cell_values, plot_curves_and_points, plot_phase_with_boundaries
