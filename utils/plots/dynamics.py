@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from utils.plots import inputs
+from utils.plots import inputs, layout
 
 
 def plot_feature_trajectories(
@@ -37,11 +37,13 @@ def plot_feature_trajectories(
                 hovertemplate=f"feature {i}<br>step %{{x}}<br>{y_title} = %{{y:.3f}}<extra></extra>",
             )
         )
-    fig.update_xaxes(title_text="training step (log scale; dark: important features, light: less)", type="log")
+    fig.update_xaxes(title_text="training step (dark: important features)", type="log")
+    fig.update_xaxes(**layout.log_ticks(1.0, float(steps.max()) + 1 if float(steps.max()) > 0 else 2.0, fit=5))
     fig.update_yaxes(title_text=y_title)
-    fig.update_layout(title=title, height=height, plot_bgcolor="white", showlegend=False)
+    fig.update_layout(plot_bgcolor="white", showlegend=False)
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME)
     return fig
 
 
@@ -65,8 +67,9 @@ def plot_attack_terms(terms: dict[str, torch.Tensor], title: str = "", height: i
         )
     fig.update_xaxes(title_text="feature k")
     fig.update_yaxes(title_text="(W_j · W_k) δ_k")
-    fig.update_layout(title=title, height=height, barmode="group", plot_bgcolor="white", legend=dict(x=1.02, y=1))
+    fig.update_layout(barmode="group", plot_bgcolor="white")
     fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=True, zerolinecolor="#999")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig
 
 
@@ -109,5 +112,7 @@ def plot_hidden_points(
         fig.update_xaxes(range=[-reach, reach], showticklabels=False, row=1, col=c)
         anchor = f"x{c if c > 1 else ''}"
         fig.update_yaxes(range=[-reach, reach], showticklabels=False, scaleanchor=anchor, row=1, col=c)
-    fig.update_layout(title=title, height=panel_height + 100, plot_bgcolor="white", legend=dict(x=1.02, y=1))
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, max(layout.NARROWEST, 90 + 130 * n), panel_height, top=layout.titles_height(titles),
+                 bottom=10, legend_names=layout.legend_entries(fig))  # fmt: skip
     return fig
