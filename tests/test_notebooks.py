@@ -161,6 +161,11 @@ PLANTED = {
         "return leak, inhibition",
         "drops the absolute value in the leak",
     ),
+    "08_dynamics_and_robustness": Plant(
+        "learning_times", 0,
+        "above = norms > threshold\nreturn torch.where(above.any(dim=0), above.long().argmax(dim=0), -1)",
+        "returns the index of the record instead of the step",
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from utils.plots.computation import (
 )
 from utils.plots.curves import plot_curves
 from utils.plots.discrete import plot_features_in_Nd_discrete
+from utils.plots.dynamics import plot_attack_terms, plot_feature_trajectories, plot_hidden_points
 from utils.plots.features import (
     plot_cosine_similarities,
     plot_feature_geometry,
