@@ -114,7 +114,7 @@ class ToyActivations:
 
 
 class SAEOutput(NamedTuple):
-    """What an SAE's forward pass returns: the reconstruction `(..., inst, d_in)` and the latents `(..., inst, d_sae)`."""
+    """An SAE's forward pass: the reconstruction `(..., inst, d_in)` and the latents `(..., inst, d_sae)`."""
 
     reconstruction: torch.Tensor
     latents: torch.Tensor
@@ -158,7 +158,9 @@ class SparseAutoencoder(nn.Module):
         if not all(hasattr(data, name) for name in ("sample", "n_inst", "d_in")):
             raise TypeError(f"data must be a ToyActivations (a law of hidden activations), got {type(data).__name__}")
         if (data.n_inst, data.d_in) != (cfg.n_inst, cfg.d_in):
-            raise ValueError(f"data makes (inst, d_in) = {(data.n_inst, data.d_in)}, but cfg has {(cfg.n_inst, cfg.d_in)}")
+            raise ValueError(
+                f"data makes (inst, d_in) = {(data.n_inst, data.d_in)}, but cfg has {(cfg.n_inst, cfg.d_in)}"
+            )
         self.cfg, self.data = cfg, data
         self.device = get_device(device)
         l1 = broadcast_param(l1_coefficient, (cfg.n_inst,), "(inst,)", "l1_coefficient")
@@ -210,7 +212,7 @@ class SparseAutoencoder(nn.Module):
         return SAEOutput(self.decode(z), z)
 
     def loss_per_instance(self, out: SAEOutput, h: torch.Tensor) -> torch.Tensor:
-        """mean_batch ‖h - ĥ‖² + λ mean_batch ‖z‖₁ per instance: `out` of `forward(h)`, `h: (batch, inst, d_in)` -> `(inst,)`."""
+        """mean_batch ‖h - ĥ‖² + λ mean_batch ‖z‖₁ per instance (`out = forward(h)`) -> `(inst,)`."""
         reconstruction, latents = out
         squared_error = ((reconstruction - h) ** 2).sum(dim=-1).mean(dim=0)
         return squared_error + self.l1_coefficient * latents.abs().sum(dim=-1).mean(dim=0)
@@ -266,6 +268,21 @@ def max_cosines(decoder: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     D = decoder / decoder.norm(dim=1, keepdim=True).clamp_min(_EPS)
     F = features / features.norm(dim=1, keepdim=True).clamp_min(_EPS)
     return torch.einsum("kdj,kdi->kij", D, F).max(dim=-1).values
+
+
+def mmcs(decoder: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Mean max cosine similarity (Sharkey, Braun and Millidge 2022): for each true feature the cosine of
+    its closest latent, averaged over features: `(inst, d_in, d_sae)` and `(inst, d_in, feats)` -> `(inst,)`."""
+    return max_cosines(decoder, features).mean(dim=-1)
+
+
+def firing_given_feature(latents: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """How often each latent fires when each feature is active: `latents: (batch, inst, d_sae)` and the
+    features behind them `(batch, inst, feats)` -> `(inst, feats, d_sae)`, entry [k, i, j] the fraction of
+    the inputs with feature i non-zero on which latent j is non-zero (0 for a feature never active)."""
+    active = (features != 0).float()
+    fires = (latents > 0).float()
+    return torch.einsum("bki,bkj->kij", active, fires) / active.sum(dim=0).clamp_min(1)[..., None]
 
 
 class SAEMeasures(NamedTuple):
@@ -359,14 +376,28 @@ class Resampler:
         until: no resampling at or after this step (so the last resampled latents have time to train).
         n_samples: inputs per check.
         generator: for the inputs and the picks (default: the model's own stream).
+        resample: the function that resamples, called as `resample(model, optimizer, dead, h, generator)`
+            (default `resample_dead_latents`; a learner's own version goes here).
     """
 
-    def __init__(self, every: int, until: int, n_samples: int = 4096, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        every: int,
+        until: int,
+        n_samples: int = 4096,
+        generator: torch.Generator | None = None,
+        resample=None,
+    ):
         self.every = check_positive_int(every, "every")
         self.until = check_positive_int(until, "until")
         self.n_samples = check_positive_int(n_samples, "n_samples")
         check_generator(generator)
+        if resample is not None and not callable(resample):
+            raise TypeError(
+                f"resample must be a function (model, optimizer, dead, h, generator), got {type(resample).__name__}"
+            )
         self.generator = generator
+        self.resample = resample_dead_latents if resample is None else resample
         self.dead_counts: list[tuple[int, torch.Tensor]] = []
 
     def __call__(self, step: int, model: SparseAutoencoder, optimizer: torch.optim.Optimizer) -> None:
@@ -377,4 +408,4 @@ class Resampler:
         dead &= model.latent_mask > 0
         self.dead_counts.append((step + 1, dead.sum(-1).cpu()))
         if dead.any():
-            resample_dead_latents(model, optimizer, dead, h, self.generator)
+            self.resample(model, optimizer, dead, h, self.generator)

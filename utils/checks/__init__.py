@@ -17,3 +17,11 @@ from utils.checks.ch05 import check_neuron_computation_model, check_neuron_model
 from utils.checks.ch06 import check_gains_and_leaks
 from utils.checks.ch06_relu_mlp import check_relu_mlp, check_two_measures
 from utils.checks.ch07 import check_detect_motif, check_leak_and_inhibition
+from utils.checks.ch09 import (
+    check_firing_given_feature,
+    check_mmcs,
+    check_resample,
+    check_sae,
+    check_topk_relu,
+    check_unit_columns,
+)
