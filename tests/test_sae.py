@@ -141,9 +141,12 @@ def test_resampler_revives_latents_that_never_fire():
         model.b_enc[0, :3] = -100.0  # three latents can never fire
     resampler = sae.Resampler(every=50, until=120, n_samples=512, generator=torch.Generator().manual_seed(6))
     model.optimize(steps=200, batch_size=128, lr=1e-2, progress=False, callback=resampler)
-    assert [step for step, _ in resampler.dead_counts] == [50, 100]
+    assert [step for step, _ in resampler.dead_counts] == [50, 100, 150, 200]
     assert resampler.dead_counts[0][1].item() == 3
     assert (model.b_enc.detach()[0, :3] > -50).all()
+    counter = sae.Resampler(every=50, until=1, n_samples=512)
+    model.optimize(steps=100, batch_size=128, lr=1e-2, progress=False, callback=counter)
+    assert len(counter.dead_counts) == 2
 
 
 @pytest.mark.parametrize(

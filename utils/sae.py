@@ -367,13 +367,14 @@ def resample_dead_latents(
 class Resampler:
     """A training callback (`optimize(..., callback=Resampler(...))`) that resamples dead latents.
 
-    Every `every` steps, up to step `until` (excluded), it draws `n_samples` fresh inputs, counts each
-    latent's firing on them, and resamples the latents that fired on none (`resample_dead_latents`).
+    Every `every` steps it draws `n_samples` fresh inputs and counts each latent's firing on them;
+    before step `until` it resamples the latents that fired on none (`resample_dead_latents`).
     `dead_counts` records `(step, (inst,) number of dead latents found)` at each check.
 
     Args:
         every: steps between checks.
-        until: no resampling at or after this step (so the last resampled latents have time to train).
+        until: no resampling at or after this step (so the last resampled latents have time to train);
+            `until=1` only counts.
         n_samples: inputs per check.
         generator: for the inputs and the picks (default: the model's own stream).
         resample: the function that resamples, called as `resample(model, optimizer, dead, h, generator)`
@@ -401,11 +402,11 @@ class Resampler:
         self.dead_counts: list[tuple[int, torch.Tensor]] = []
 
     def __call__(self, step: int, model: SparseAutoencoder, optimizer: torch.optim.Optimizer) -> None:
-        if (step + 1) % self.every or step + 1 >= self.until:
+        if (step + 1) % self.every:
             return
         h = model.generate_batch(self.n_samples, self.generator)
         dead = (model.encode(h) > 0).sum(0) == 0
         dead &= model.latent_mask > 0
         self.dead_counts.append((step + 1, dead.sum(-1).cpu()))
-        if dead.any():
+        if step + 1 < self.until and dead.any():
             self.resample(model, optimizer, dead, h, self.generator)

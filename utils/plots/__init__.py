@@ -13,6 +13,7 @@ from utils.plots.computation import (
 from utils.plots.curves import plot_curves
 from utils.plots.discrete import plot_features_in_Nd_discrete
 from utils.plots.features import (
+    FEATURE_COLOURS,
     plot_cosine_similarities,
     plot_feature_geometry,
     plot_features_in_2d,
@@ -36,3 +37,4 @@ from utils.plots.motif import (
 )
 from utils.plots.phase import phase_colours, plot_phase_diagram
 from utils.plots.renderer import configure_plotly_renderer
+from utils.plots.sae import plot_sae_tradeoff
