@@ -161,6 +161,10 @@ PLANTED = {
         "return leak, inhibition",
         "drops the absolute value in the leak",
     ),
+    "09_sparse_autoencoders": Plant(
+        "unit_columns", 0, "return W_dec / W_dec.norm(dim=2, keepdim=True).clamp_min(1e-8)",
+        "normalises the decoder's rows instead of its columns",
+    ),
 }
 
 
