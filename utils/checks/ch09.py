@@ -370,22 +370,22 @@ def check_resample(fn) -> None:
                     f"resampling changed Adam's {moment} of {name} for live latents: reset dead ones only"
                 )
 
-    # the picks follow the squared error squared: two inputs, errors 1 and 2, so P(second) = 4/5 (not 2/3 or 1/2)
-    model, optimizer, dead = _resampling_case(d_sae=402)
+    # the picks follow the squared error squared: two inputs, errors 1 and 3, so P(second) = 9/10 (not 3/4 or 1/2)
+    model, optimizer, dead = _resampling_case(d_sae=302)
     dead[:] = False
     dead[0, 2:] = True
     h = torch.zeros(2, 2, 3)
     h[0, :] = torch.tensor([1.0, 0.0, 0.0])
-    h[1, :] = torch.tensor([0.0, 2**0.5, 0.0])
+    h[1, :] = torch.tensor([0.0, 3**0.5, 0.0])
     with torch.no_grad():
         call_learner("resample_dead_latents", fn, model, optimizer, dead.clone(), h, torch.Generator().manual_seed(9))
     picked_second = (model.W_dec.detach()[0, 1, 2:] > 0.5).float().mean().item()
     assert_rate(
-        picked_second, 0.8, 400,
-        "the fraction of dead latents given the input with twice the squared error",
+        picked_second, 0.9, 300,
+        "the fraction of dead latents given the input with three times the squared error",
         mistakes={
             "inputs are picked uniformly: pick with probability proportional to the squared error squared": 0.5,
-            "inputs are picked in proportion to the squared error: square it once more (Bricken et al. 2023)": 2 / 3,
+            "inputs are picked in proportion to the squared error: square it once more (Bricken et al. 2023)": 0.75,
             "only the input with the largest error is picked: draw at random, in proportion to the squared error "
             "squared": 1.0,
         },
