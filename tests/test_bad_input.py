@@ -8,6 +8,7 @@ test_train.py and test_fast*.py.
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -652,7 +653,9 @@ def test_every_figure_names_an_argument_that_is_not_numbers(name, bad):
      "groups must be a list of labels"),
     (lambda: plots.plot_motif_frequency({"a": [1]}, "a", "b"), TypeError, "table must be a pandas DataFrame, got dict"),
     (lambda: plots.plot_motif_trace([1, 2]), TypeError, "trace must be a pandas DataFrame"),
-    (lambda: plots.plot_ablation(None), TypeError, "results must be a pandas DataFrame"),
+    (lambda: plots.plot_path_ablation(None), TypeError, "results must be a pandas DataFrame"),
+    (lambda: plots.plot_cancellation_by_kind([1]), TypeError, "pairs must be a pandas DataFrame"),
+    (lambda: plots.plot_cancellation_by_kind(pd.DataFrame(), cap="x"), TypeError, "cap must be a number"),
 ])
 def test_figures_name_other_bad_arguments(draw, error, message):
     with pytest.raises(error, match=message):

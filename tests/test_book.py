@@ -4,37 +4,28 @@ Serves `_build/html` on localhost from a thread, drives Debian's `chromium` with
 aborts (and records) every request that would leave localhost. Each page is visited once; the
 tests below check what the visit recorded: no console errors, nothing fetched from elsewhere,
 every plotly figure drawn, maths typeset, solution toggles open, chapters linked to their exercise
-notebooks. A screenshot of each chapter lands in `_build/screenshots/`.
+notebooks. A screenshot of each chapter lands in `_build/screenshots/`. Whether the figures' text
+is readable at several window widths is checked in tests/test_book_figures.py.
 
 Run `make book` first. Without chromium the tests are skipped, unless CI_REQUIRE_BROWSER is set
-(as `.ci/run` does), in which case they fail.
+(as `.ci/run` does), in which case they fail. The browser helpers are in tests/browser.py.
 """
 
 from __future__ import annotations
 
 import functools
-import http.server
-import os
 import re
-import shutil
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sphinx_external_toc.parsing import parse_toc_yaml
 
+from tests.browser import CHROMIUM_ARGS, chromium_or_skip, keep_local, serve
+
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 CHAPTER = re.compile(r"^solutions/(?P<name>\d\d_[\w-]+)$")
 TOC_PAGES = list(parse_toc_yaml(ROOT / "_toc.yml").keys())
 PAGES = [*TOC_PAGES, "genindex", "search"]
@@ -58,24 +49,9 @@ class PageVisit:
     launch_links: list[str] = field(default_factory=list)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
-        pass
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium")
-    required = os.environ.get("CI_REQUIRE_BROWSER")
-    if path is None:
-        if required:
-            pytest.fail("CI_REQUIRE_BROWSER is set but there is no `chromium` on PATH (apt-get install chromium)")
-        pytest.skip("no `chromium` on PATH (apt-get install chromium); set CI_REQUIRE_BROWSER=1 to make this an error")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        pytest.fail("the browser tests need the `playwright` package (in requirements.txt)")
-    return path
+    return chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +59,8 @@ def base_url(chromium):
     missing = [page for page in TOC_PAGES if not (HTML / f"{page}.html").is_file()]
     if missing:
         pytest.fail(f"the built book is missing {missing} in {HTML}: run `make book` first")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(HTML)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    thread.join()
+    with serve(HTML) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -111,17 +83,8 @@ def visit(chromium, base_url):
 
 def _visit(context, base_url: str, page_name: str) -> PageVisit:
     result = PageVisit()
-
-    def route(route):
-        url = route.request.url
-        if url.startswith(base_url) or url.startswith("data:") or url.startswith("blob:"):
-            route.continue_()
-        else:
-            result.left_localhost.append(url)
-            route.abort()
-
     page = context.new_page()
-    page.route("**/*", route)
+    keep_local(page, base_url, result.left_localhost)
     page.on("console", lambda message: message.type == "error" and result.console_errors.append(message.text))
     page.on("pageerror", lambda error: result.console_errors.append(f"uncaught: {error}"))
     page.on("response", lambda reply: reply.status >= 400 and result.http_errors.append(f"{reply.status} {reply.url}"))

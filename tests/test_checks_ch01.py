@@ -33,7 +33,9 @@ def one_draw(n_points=1000, n_features=2, sparsity=0.0):
 
 
 def loop(n_points=1000, n_features=2, sparsity=0.0):
-    rows = [[0.0 if random.random() < sparsity else random.random() for _ in range(n_features)] for _ in range(n_points)]
+    rows = [
+        [0.0 if random.random() < sparsity else random.random() for _ in range(n_features)] for _ in range(n_points)
+    ]
     return torch.tensor(rows, dtype=torch.float32)
 
 
@@ -70,12 +72,14 @@ PLANTED_GENERATE_DATA = {
     ),
     "1 - sparsity, at sparsity 0.3": (
         planted(lambda n, f, s: where_zero(torch.rand(n, f) < (1 - s if s > 0 else 0), torch.rand(n, f))),
-        r"fraction of zeros in feature 0 is 0.\d+; expected 0.3000.*Likely cause: sparsity is the probability that a feature is zero",
+        r"fraction of zeros in feature 0 is 0.\d+; expected 0.3000.*Likely cause: sparsity is the probability that a "
+        r"feature is zero",
     ),
     # structure: one draw decides every feature of a point
     "one mask per point": (
         planted(lambda n, f, s: where_zero(torch.rand(n, 1) < s, torch.rand(n, f))),
-        r"features 0 and 1 of instance 0 are both active .* is 0.7.*Likely cause: features 0 and 1 share one random draw",
+        r"features 0 and 1 of instance 0 are both active .* is 0.7.*Likely cause: features 0 and 1 share one random "
+        r"draw",
     ),
     # distribution: Gaussian values
     "randn values": (
@@ -101,7 +105,10 @@ PLANTED_GENERATE_DATA = {
         planted(lambda n, f, s: where_zero(torch.rand(n, f) < s, 2 * torch.rand(n, f) - 1)),
         r"values from -1 to 1, .*Likely cause: the values are uniform on \[-1, 1\]",
     ),
-    "float64": (planted(lambda n, f, s: library_generate_data(n, f, s).double()), "dtype torch.float64; expected torch.float32"),
+    "float64": (
+        planted(lambda n, f, s: library_generate_data(n, f, s).double()),
+        "dtype torch.float64; expected torch.float32",
+    ),
     "transposed": (planted(lambda n, f, s: library_generate_data(n, f, s).T), r"shape \(2, 10\); expected"),
     "seeded inside": (
         planted(lambda n, f, s: library_generate_data(n, f, s, generator=torch.Generator().manual_seed(0))),
@@ -122,7 +129,9 @@ def test_generate_data_check_rejects(name):
 
 
 def test_generate_data_check_says_what_it_was_given():
-    with pytest.raises(AssertionError, match=r"pass the function `generate_data` itself.*got a tensor of shape \(10, 2\)"):
+    with pytest.raises(
+        AssertionError, match=r"pass the function `generate_data` itself.*got a tensor of shape \(10, 2\)"
+    ):
         checks.check_generate_data(library_generate_data(10))
 
 
@@ -167,7 +176,10 @@ def test_linear_model_check_accepts(correct, capsys):
 
 
 PLANTED_LINEAR = {
-    "no bias": (linear(decode=lambda self, h: torch.einsum("bih,ihf->bif", h, self.W)), r"decode\(h\) .* is wrong at .*leaves out the bias"),
+    "no bias": (
+        linear(decode=lambda self, h: torch.einsum("bih,ihf->bif", h, self.W)),
+        r"decode\(h\) .* is wrong at .*leaves out the bias",
+    ),
     "ReLU": (
         linear(decode=lambda self, h: torch.relu(torch.einsum("bih,ihf->bif", h, self.W) + self.b_final)),
         r"decode\(h\) .* is wrong at .*Likely cause: decode applies a ReLU",
@@ -233,7 +245,10 @@ def test_loss_check_accepts(correct, capsys):
 @pytest.mark.parametrize(
     "wrong, message",
     [
-        (lambda o, t, i: (i * (o - t) ** 2).sum(dim=2).mean(dim=0), r"is wrong at inst 0: .*Likely cause: it sums over the features"),
+        (
+            lambda o, t, i: (i * (o - t) ** 2).sum(dim=2).mean(dim=0),
+            r"is wrong at inst 0: .*Likely cause: it sums over the features",
+        ),
         (lambda o, t, i: (i * (o - t) ** 2).sum(dim=0).mean(dim=1), "it sums over the batch"),
         (lambda o, t, i: ((o - t) ** 2).mean(dim=(0, 2)), "it ignores the importance"),
         (lambda o, t, i: ((i * (o - t)) ** 2).mean(dim=(0, 2)), "it squares the importance too"),
@@ -242,10 +257,16 @@ def test_loss_check_accepts(correct, capsys):
         # structure: one instance's importances for all, no gradient
         (lambda o, t, i: (i[0] * (o - t) ** 2).mean(dim=(0, 2)), "every instance uses instance 0's importances"),
         (lambda o, t, i: (i * (o - t) ** 2).mean(dim=(0, 2)).detach(), "carries no gradient"),
-        (lambda o, t, i: torch.tensor([(i[k] * (o[:, k] - t[:, k]) ** 2).mean().item() for k in range(3)]), "carries no gradient"),
+        (
+            lambda o, t, i: torch.tensor([(i[k] * (o[:, k] - t[:, k]) ** 2).mean().item() for k in range(3)]),
+            "carries no gradient",
+        ),
         (lambda o, t, i: (i * (o - t) ** 2).mean(), r"has shape \(\); expected \(inst,\) = \(3,\)"),
         (lambda o, t, i: (i * (o - t) ** 2).mean(dim=(0, 2)).tolist(), "should be a torch.Tensor, got list"),
-        (lambda o, t, i: (i[:, None] * (o - t) ** 2).mean(dim=(0, 2)), r"importance_weighted_mse\(\(7, 3, 4\), \(7, 3, 4\), \(3, 4\)\) raised RuntimeError"),
+        (
+            lambda o, t, i: (i[:, None] * (o - t) ** 2).mean(dim=(0, 2)),
+            r"importance_weighted_mse\(\(7, 3, 4\), \(7, 3, 4\), \(3, 4\)\) raised RuntimeError",
+        ),
     ],
 )
 def test_loss_check_rejects(wrong, message):
@@ -316,9 +337,19 @@ def test_train_check_accepts(correct, capsys):
         (make_train(optimizer_class=torch.optim.SGD), r"wrong at step 1, .*the optimizer is plain SGD"),
         (make_train(weighted=False), "the loss ignores the importances"),
         # a loss with no gradient
-        (make_train(detach=True), r"train\(LinearToyModel\(\), \(200, 2\), steps=60, lr=0.01\) raised RuntimeError: element 0 of tensors does not require grad"),
-        (lambda model, x, steps=1000, lr=1e-2: library_train(model, x, steps, lr).sum(1), r"has shape \(60,\); expected \(steps, inst\)"),
-        (lambda model, x, steps=1000, lr=1e-2: library_train(model, x, steps, 1e-3), r"the loss history is wrong at step 1"),
+        (
+            make_train(detach=True),
+            r"train\(LinearToyModel\(\), \(200, 2\), steps=60, lr=0.01\) raised RuntimeError: element 0 of tensors "
+            r"does not require grad",
+        ),
+        (
+            lambda model, x, steps=1000, lr=1e-2: library_train(model, x, steps, lr).sum(1),
+            r"has shape \(60,\); expected \(steps, inst\)",
+        ),
+        (
+            lambda model, x, steps=1000, lr=1e-2: library_train(model, x, steps, 1e-3),
+            r"the loss history is wrong at step 1",
+        ),
     ],
 )
 def test_train_check_rejects(wrong, message):

@@ -24,7 +24,9 @@ def mean_loss(self, out, batch):
 
 
 def toy(forward=einsum_forward, generate_batch=where_batch, calculate_loss=mean_loss):
-    return type("Learner", (ToyModel,), {"forward": forward, "generate_batch": generate_batch, "calculate_loss": calculate_loss})
+    return type(
+        "Learner", (ToyModel,), {"forward": forward, "generate_batch": generate_batch, "calculate_loss": calculate_loss}
+    )
 
 
 # --- valid alternatives ----------------------------------------------------------------------------
@@ -106,18 +108,29 @@ def detached_forward(self, x):
         (lambda self, x: torch.relu(pre_activation(self, x)), "Likely cause: the bias is missing"),
         (lambda self, x: torch.relu(pre_activation(self, x)) + self.b_final, "the bias is added after the ReLU"),
         (
-            lambda self, x: torch.relu(torch.einsum("...ih,ihf->...if", torch.relu(torch.einsum("...if,ihf->...ih", x, self.W)), self.W) + self.b_final),
+            lambda self, x: torch.relu(
+                torch.einsum("...ih,ihf->...if", torch.relu(torch.einsum("...if,ihf->...ih", x, self.W)), self.W)
+                + self.b_final
+            ),
             "the hidden layer is rectified too",
         ),
         # structure: instances share weights; no gradient; only one batch shape
         (
-            lambda self, x: torch.relu(torch.einsum("...h,hf->...f", torch.einsum("...f,hf->...h", x, self.W[0]), self.W[0]) + self.b_final),
+            lambda self, x: torch.relu(
+                torch.einsum("...h,hf->...f", torch.einsum("...f,hf->...h", x, self.W[0]), self.W[0]) + self.b_final
+            ),
             r"forward\(x\) is wrong at batch 0, inst 1.*instance 0's weights",
         ),
         (detached_forward, r"forward\(x\) carries no gradient"),
         (no_leading_dims, r"forward\(\(3, 4\)\) raised RuntimeError"),
-        (lambda self, x: torch.relu(pre_activation(self, x) * 2 + self.b_final), r"forward\(x\) is wrong at .*ReLU\(WᵀWx \+ b\)"),
-        (lambda self, x: torch.relu(torch.einsum("...if,ihf->...ih", x, self.W)), r"forward\(x\) has shape \(7, 3, 2\)"),
+        (
+            lambda self, x: torch.relu(pre_activation(self, x) * 2 + self.b_final),
+            r"forward\(x\) is wrong at .*ReLU\(WᵀWx \+ b\)",
+        ),
+        (
+            lambda self, x: torch.relu(torch.einsum("...if,ihf->...ih", x, self.W)),
+            r"forward\(x\) has shape \(7, 3, 2\)",
+        ),
     ],
 )
 def test_toy_model_check_rejects_forward(forward, message):
@@ -149,9 +162,18 @@ def uniform(self, shape):
 @pytest.mark.parametrize(
     "generate_batch, message",
     [
-        (planted_batch(lambda self, s: torch.rand(s) < 1 - self.feature_probability, uniform), "Likely cause: a feature is \\*active\\*"),
-        (planted_batch(lambda self, s: torch.rand(s) < self.feature_probability[0], uniform), "instance 0's probabilities"),
-        (planted_batch(lambda self, s: torch.rand(s) < self.feature_probability[:, :1], uniform), "feature 0's probability"),
+        (
+            planted_batch(lambda self, s: torch.rand(s) < 1 - self.feature_probability, uniform),
+            "Likely cause: a feature is \\*active\\*",
+        ),
+        (
+            planted_batch(lambda self, s: torch.rand(s) < self.feature_probability[0], uniform),
+            "instance 0's probabilities",
+        ),
+        (
+            planted_batch(lambda self, s: torch.rand(s) < self.feature_probability[:, :1], uniform),
+            "feature 0's probability",
+        ),
         # structure: one activity draw for all features of a sample (the issue's example)
         (
             planted_batch(lambda self, s: torch.rand(s[0], s[1], 1) < self.feature_probability, uniform),
@@ -167,7 +189,10 @@ def uniform(self, shape):
             lambda self, n, g=None: (lambda u: torch.where(u < self.feature_probability, u, 0.0))(torch.rand(n, 3, 4)),
             r"values of feature 0 in instance 0 .*Likely cause: the value reuses the number u < p",
         ),
-        (planted_batch(fair, lambda self, s: torch.rand(s) * 2 - 1), r"uniform on \[-1, 1\]: this law is uniform on \[0, 1\]"),
+        (
+            planted_batch(fair, lambda self, s: torch.rand(s) * 2 - 1),
+            r"uniform on \[-1, 1\]: this law is uniform on \[0, 1\]",
+        ),
         (lambda self, n, g=None: planted_batch(fair, uniform)(self, n).transpose(0, 1), r"has shape \(3, 4000, 4\)"),
         (lambda self, n, g=None: torch.ones(n, 3, 4) * 0.5, "same batch twice"),
     ],
@@ -183,14 +208,23 @@ def test_toy_model_check_rejects_generate_batch(generate_batch, message):
 @pytest.mark.parametrize(
     "calculate_loss, message",
     [
-        (lambda self, out, batch: (self.importance * (out - batch) ** 2).mean(), "Likely cause: it averages over instances"),
+        (
+            lambda self, out, batch: (self.importance * (out - batch) ** 2).mean(),
+            "Likely cause: it averages over instances",
+        ),
         (lambda self, out, batch: (self.importance * (out - batch) ** 2).mean(0).sum(), "it sums over features"),
         (lambda self, out, batch: ((out - batch) ** 2).mean(dim=(0, 2)).sum(), "it ignores the importances"),
-        (lambda self, out, batch: ((self.importance * (out - batch)) ** 2).mean(dim=(0, 2)).sum(), "it squares the importance too"),
+        (
+            lambda self, out, batch: ((self.importance * (out - batch)) ** 2).mean(dim=(0, 2)).sum(),
+            "it squares the importance too",
+        ),
         # a loss with no gradient
         (lambda self, out, batch: mean_loss(self, out, batch).detach(), "carries no gradient"),
         (lambda self, out, batch: torch.tensor(mean_loss(self, out, batch).item()), "carries no gradient"),
-        (lambda self, out, batch: (self.importance * (out - batch) ** 2).mean(dim=(0, 2)), r"one number, a tensor of shape \(\).*got shape \(3,\)"),
+        (
+            lambda self, out, batch: (self.importance * (out - batch) ** 2).mean(dim=(0, 2)),
+            r"one number, a tensor of shape \(\).*got shape \(3,\)",
+        ),
     ],
 )
 def test_toy_model_check_rejects_calculate_loss(calculate_loss, message):

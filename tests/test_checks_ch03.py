@@ -37,7 +37,9 @@ def dimensionality_cosines(W):
     return torch.where(norms > 0, 1 / (cosine**2 * ratio).sum(-1).clamp_min(1e-8), 0.0)
 
 
-@pytest.mark.parametrize("correct", [metrics.dimensionality, dimensionality_loop, dimensionality_nan_to_num, dimensionality_cosines])
+@pytest.mark.parametrize(
+    "correct", [metrics.dimensionality, dimensionality_loop, dimensionality_nan_to_num, dimensionality_cosines]
+)
 def test_dimensionality_check_accepts(correct, capsys):
     assert checks.check_dimensionality(correct) is correct
     assert "dimensionality: all checks passed" in capsys.readouterr().out
@@ -59,18 +61,37 @@ def mutating(W):
 @pytest.mark.parametrize(
     "fn, message",
     [
-        (lambda W: guarded(W.norm(dim=1) ** 2, (torch.einsum("khi,khj->kij", W, W) ** 2).sum(-1)), "Likely cause: the denominator uses W_i · W_j"),
+        (
+            lambda W: guarded(W.norm(dim=1) ** 2, (torch.einsum("khi,khj->kij", W, W) ** 2).sum(-1)),
+            "Likely cause: the denominator uses W_i · W_j",
+        ),
         (
             lambda W: guarded(W.norm(dim=1) ** 2, (metrics.overlaps(W) ** 2).sum(-1) - W.norm(dim=1) ** 2),
             "Likely cause: the denominator leaves out j = i",
         ),
-        (lambda W: guarded(W.norm(dim=1), (torch.einsum("khi,khj->kij", unit(W), W) ** 2).sum(-1)), r"the numerator is ‖W_i‖, not ‖W_i‖²"),
-        (lambda W: guarded(W.norm(dim=1) ** 2, torch.einsum("khi,khj->kij", unit(W), W).abs().sum(-1)), "the overlaps are not squared"),
-        # structure: unlearned features, instances mixed, input modified
-        (lambda W: W.norm(dim=1) ** 2 / (torch.einsum("khi,khj->kij", W / W.norm(dim=1, keepdim=True), W) ** 2).sum(-1), "NaN or infinite for unlearned features"),
-        (lambda W: torch.where(W.norm(dim=1) > 0, metrics.dimensionality(W), 1.0), "unlearned features \\(zero columns\\) get 1"),
         (
-            lambda W: guarded(W.norm(dim=1) ** 2, ((torch.einsum("khi,lhj->kij", unit(W), W) / W.shape[0]) ** 2).sum(-1)),
+            lambda W: guarded(W.norm(dim=1), (torch.einsum("khi,khj->kij", unit(W), W) ** 2).sum(-1)),
+            r"the numerator is ‖W_i‖, not ‖W_i‖²",
+        ),
+        (
+            lambda W: guarded(W.norm(dim=1) ** 2, torch.einsum("khi,khj->kij", unit(W), W).abs().sum(-1)),
+            "the overlaps are not squared",
+        ),
+        # structure: unlearned features, instances mixed, input modified
+        (
+            lambda W: (
+                W.norm(dim=1) ** 2 / (torch.einsum("khi,khj->kij", W / W.norm(dim=1, keepdim=True), W) ** 2).sum(-1)
+            ),
+            "NaN or infinite for unlearned features",
+        ),
+        (
+            lambda W: torch.where(W.norm(dim=1) > 0, metrics.dimensionality(W), 1.0),
+            "unlearned features \\(zero columns\\) get 1",
+        ),
+        (
+            lambda W: guarded(
+                W.norm(dim=1) ** 2, ((torch.einsum("khi,lhj->kij", unit(W), W) / W.shape[0]) ** 2).sum(-1)
+            ),
             "the overlaps mix instances",
         ),
         (mutating, "modified its input"),
@@ -153,7 +174,9 @@ def correlated_float64(p, n):
     return correlated_as_in_the_hint(p.double(), n).double()
 
 
-@pytest.mark.parametrize("correct", [library_correlated, correlated_as_in_the_hint, correlated_loop, correlated_float64])
+@pytest.mark.parametrize(
+    "correct", [library_correlated, correlated_as_in_the_hint, correlated_loop, correlated_float64]
+)
 def test_correlated_check_accepts(correct, capsys):
     assert checks.check_correlated_generator(correct) is correct
     assert "generate_correlated_batch: all checks passed" in capsys.readouterr().out
@@ -174,20 +197,34 @@ def pairs_from(active, values):
     [
         (independent, "one feature of a pair is active and the other not"),
         # structure: the two values of a pair shared; one draw for every pair
-        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape, 1).expand(-1, -1, -1, 2)), "both features get one value draw"),
+        (
+            lambda p, n: pairs_from(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape, 1).expand(-1, -1, -1, 2)),
+            "both features get one value draw",
+        ),
         (
             lambda p, n: pairs_from(torch.rand(n, p.shape[0], 1) < p, torch.rand(n, *p.shape, 2)),
             r"pairs 0 and 1 of instance 0 are both active.*Likely cause: pairs 0 and 1 share one random draw",
         ),
         # distribution: the activity draw reused as the value, a constant value
         (
-            lambda p, n: (lambda u: pairs_from(u < p, torch.stack([u, torch.rand_like(u)], -1)))(torch.rand(n, *p.shape)),
+            lambda p, n: (lambda u: pairs_from(u < p, torch.stack([u, torch.rand_like(u)], -1)))(
+                torch.rand(n, *p.shape)
+            ),
             r"values of feature 0 in instance 0.*Likely cause: the value reuses the number u < p",
         ),
         (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p, torch.full((n, *p.shape, 2), 0.5)), r"one of \{0.5\}"),
-        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape, 2) * 2 - 1), r"uniform on \[-1, 1\]"),
-        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p.repeat(1, 1)[:, [0, 0, 0]], torch.rand(n, *p.shape, 2)), "fraction of samples where feature 2"),
-        (lambda p, n: pairs_from(torch.rand(n, *p.shape) < p[:1], torch.rand(n, *p.shape, 2)), "every instance uses instance 0's probabilities"),
+        (
+            lambda p, n: pairs_from(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape, 2) * 2 - 1),
+            r"uniform on \[-1, 1\]",
+        ),
+        (
+            lambda p, n: pairs_from(torch.rand(n, *p.shape) < p.repeat(1, 1)[:, [0, 0, 0]], torch.rand(n, *p.shape, 2)),
+            "fraction of samples where feature 2",
+        ),
+        (
+            lambda p, n: pairs_from(torch.rand(n, *p.shape) < p[:1], torch.rand(n, *p.shape, 2)),
+            "every instance uses instance 0's probabilities",
+        ),
         (lambda p, n: library_correlated(p, n)[:, :1], "shape"),
         (lambda p, n: library_correlated(p, n).bool(), "dtype torch.bool; expected floating-point"),
     ],
@@ -231,28 +268,45 @@ def anticorrelated(pair_active, first, values):
     [
         (independent, "never active together"),
         (
-            lambda p, n: anticorrelated(torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape) < 0.5, torch.rand(n, *p.shape, 2)),
+            lambda p, n: anticorrelated(
+                torch.rand(n, *p.shape) < p, torch.rand(n, *p.shape) < 0.5, torch.rand(n, *p.shape, 2)
+            ),
             "Likely cause: the pair is active with probability p and one of its features is picked with a fair coin",
         ),
         # structure: one draw or one coin for every pair
         (
-            lambda p, n: anticorrelated(torch.rand(n, p.shape[0], 1) < 2 * p, torch.rand(n, *p.shape) < 0.5, torch.rand(n, *p.shape, 2)),
+            lambda p, n: anticorrelated(
+                torch.rand(n, p.shape[0], 1) < 2 * p, torch.rand(n, *p.shape) < 0.5, torch.rand(n, *p.shape, 2)
+            ),
             "Likely cause: pairs 0 and 1 share one random draw",
         ),
         (
-            lambda p, n: anticorrelated(torch.rand(n, *p.shape) < 2 * p, torch.rand(n, p.shape[0], 1).expand(-1, -1, p.shape[1]) < 0.5, torch.rand(n, *p.shape, 2)),
+            lambda p, n: anticorrelated(
+                torch.rand(n, *p.shape) < 2 * p,
+                torch.rand(n, p.shape[0], 1).expand(-1, -1, p.shape[1]) < 0.5,
+                torch.rand(n, *p.shape, 2),
+            ),
             "Likely cause: one coin picks the feature for every pair",
         ),
         # distribution: the pair's draw reused as the value
         (
-            lambda p, n: (lambda u: anticorrelated(u < 2 * p, torch.rand(n, *p.shape) < 0.5, u[..., None].expand(-1, -1, -1, 2)))(torch.rand(n, *p.shape)),
+            lambda p, n: (
+                lambda u: anticorrelated(u < 2 * p, torch.rand(n, *p.shape) < 0.5, u[..., None].expand(-1, -1, -1, 2))
+            )(torch.rand(n, *p.shape)),
             r"Likely cause: the value reuses the number u < 2p",
         ),
         (
-            lambda p, n: anticorrelated(torch.rand(n, *p.shape) < 2 * p, torch.rand(n, *p.shape) < 0.5, torch.full((n, *p.shape, 2), 0.5)),
+            lambda p, n: anticorrelated(
+                torch.rand(n, *p.shape) < 2 * p, torch.rand(n, *p.shape) < 0.5, torch.full((n, *p.shape, 2), 0.5)
+            ),
             r"one of \{0.5\}",
         ),
-        (lambda p, n: anticorrelated(torch.rand(n, *p.shape) < 2 * p, torch.rand(n, *p.shape) < 0.8, torch.rand(n, *p.shape, 2)), "fraction of samples where feature 0"),
+        (
+            lambda p, n: anticorrelated(
+                torch.rand(n, *p.shape) < 2 * p, torch.rand(n, *p.shape) < 0.8, torch.rand(n, *p.shape, 2)
+            ),
+            "fraction of samples where feature 0",
+        ),
         (lambda p, n: library_anticorrelated(p, n) ** 2, "the active values of feature 0 in instance 0"),
     ],
 )

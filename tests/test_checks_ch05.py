@@ -25,7 +25,11 @@ def hidden_loop(self, x):
         neuron(lambda self, x: torch.relu(ToyModel.hidden(self, x))),
         neuron(hidden_loop),
         neuron(lambda self, x: (x.unsqueeze(-2) * self.W).sum(-1).clamp(min=0)),
-        type("FromNeuronModel", (NeuronModel,), {"hidden": lambda self, x: torch.nn.functional.relu(torch.einsum("...if,ihf->...ih", x, self.W))}),
+        type(
+            "FromNeuronModel",
+            (NeuronModel,),
+            {"hidden": lambda self, x: torch.nn.functional.relu(torch.einsum("...if,ihf->...ih", x, self.W))},
+        ),
     ],
 )
 def test_neuron_model_check_accepts(correct, capsys):
@@ -47,15 +51,37 @@ def no_grad_hidden(self, x):
     [
         (type("NoHidden", (ToyModel,), {}), "does not define hidden: .*ToyModel.hidden"),
         (neuron(pre), "Likely cause: there is no ReLU on the neurons"),
-        (neuron(lambda self, x: pre(self, torch.relu(x))), r"Likely cause: the ReLU is applied to the input, W ReLU\(x\)"),
-        (neuron(lambda self, x: torch.einsum("...if,ihf->...ih", x, torch.relu(self.W))), r"the ReLU is applied to the weights"),
+        (
+            neuron(lambda self, x: pre(self, torch.relu(x))),
+            r"Likely cause: the ReLU is applied to the input, W ReLU\(x\)",
+        ),
+        (
+            neuron(lambda self, x: torch.einsum("...if,ihf->...ih", x, torch.relu(self.W))),
+            r"the ReLU is applied to the weights",
+        ),
         (neuron(lambda self, x: pre(self, x).abs()), r"it takes \|W x\|"),
         # structure: instances share weights; no gradient; leading dimensions
-        (neuron(lambda self, x: torch.relu(torch.einsum("...if,hf->...ih", x, self.W[0]))), "every instance uses instance 0's weights"),
+        (
+            neuron(lambda self, x: torch.relu(torch.einsum("...if,hf->...ih", x, self.W[0]))),
+            "every instance uses instance 0's weights",
+        ),
         (neuron(no_grad_hidden), r"hidden\(x\) carries no gradient"),
-        (neuron(lambda self, x: torch.relu(torch.einsum("bif,ihf->bih", x, self.W))), r"hidden\(\(3, 6\)\) raised RuntimeError"),
-        (neuron(lambda self, x: torch.relu(pre(self, x)).sum(-1)), r"hidden\(x\) has shape \(8, 3\); expected \(batch, inst, d_hidden\)"),
-        (type("RaisesInInit", (NeuronModel,), {"__init__": lambda self, cfg, **kw: (_ for _ in ()).throw(TypeError("oops")), "hidden": pre}), "raised TypeError: oops; keep the parent's __init__"),
+        (
+            neuron(lambda self, x: torch.relu(torch.einsum("bif,ihf->bih", x, self.W))),
+            r"hidden\(\(3, 6\)\) raised RuntimeError",
+        ),
+        (
+            neuron(lambda self, x: torch.relu(pre(self, x)).sum(-1)),
+            r"hidden\(x\) has shape \(8, 3\); expected \(batch, inst, d_hidden\)",
+        ),
+        (
+            type(
+                "RaisesInInit",
+                (NeuronModel,),
+                {"__init__": lambda self, cfg, **kw: (_ for _ in ()).throw(TypeError("oops")), "hidden": pre},
+            ),
+            "raised TypeError: oops; keep the parent's __init__",
+        ),
     ],
 )
 def test_neuron_model_check_rejects(planted, message):
@@ -117,12 +143,18 @@ def batch_sign_times_size(self, batch_size, generator=None):
 
 
 def loss_loop(self, out, batch):
-    return torch.stack([(self.importance[k] * (out[:, k] - batch[:, k].abs()) ** 2).mean() for k in range(self.cfg.n_inst)])
+    return torch.stack(
+        [(self.importance[k] * (out[:, k] - batch[:, k].abs()) ** 2).mean() for k in range(self.cfg.n_inst)]
+    )
 
 
 @pytest.mark.parametrize(
     "correct",
-    [absolute(), absolute(forward=forward_loop, generate_batch=batch_loop, loss_per_instance=loss_loop), absolute(generate_batch=batch_sign_times_size)],
+    [
+        absolute(),
+        absolute(forward=forward_loop, generate_batch=batch_loop, loss_per_instance=loss_loop),
+        absolute(generate_batch=batch_sign_times_size),
+    ],
 )
 def test_neuron_computation_model_check_accepts(correct, capsys):
     assert check_neuron_computation_model(correct) is correct
@@ -153,21 +185,63 @@ def fair(self, shape):
     "methods, message",
     [
         # forward
-        (dict(forward=lambda self, x: write(self, hidden(self, x)) + self.b_final), "Likely cause: there is no ReLU at the output"),
+        (
+            dict(forward=lambda self, x: write(self, hidden(self, x)) + self.b_final),
+            "Likely cause: there is no ReLU at the output",
+        ),
         (dict(forward=lambda self, x: torch.relu(write(self, hidden(self, x)))), "Likely cause: the bias is missing"),
-        (dict(forward=lambda self, x: torch.relu(write(self, torch.einsum("...if,ihf->...ih", x, self.W1)) + self.b_final)), "the hidden layer has no ReLU"),
-        (dict(forward=lambda self, x: torch.relu(write(self, hidden(self, x)) + self.b_final).detach()), r"forward\(x\) carries no gradient"),
-        (dict(forward=lambda self, x: torch.relu(torch.einsum("...ih,ihf->...if", hidden(self, x), self.W2) + self.b_final)), r"forward\(\(8, 3, 6\)\) raised RuntimeError"),
-        (dict(forward=lambda self, x: torch.relu(torch.einsum("bih,ifh->bif", torch.relu(torch.einsum("bif,ihf->bih", x, self.W1)), self.W2) + self.b_final)), r"forward\(\(3, 6\)\) raised RuntimeError"),
+        (
+            dict(
+                forward=lambda self, x: torch.relu(
+                    write(self, torch.einsum("...if,ihf->...ih", x, self.W1)) + self.b_final
+                )
+            ),
+            "the hidden layer has no ReLU",
+        ),
+        (
+            dict(forward=lambda self, x: torch.relu(write(self, hidden(self, x)) + self.b_final).detach()),
+            r"forward\(x\) carries no gradient",
+        ),
+        (
+            dict(
+                forward=lambda self, x: torch.relu(
+                    torch.einsum("...ih,ihf->...if", hidden(self, x), self.W2) + self.b_final
+                )
+            ),
+            r"forward\(\(8, 3, 6\)\) raised RuntimeError",
+        ),
+        (
+            dict(
+                forward=lambda self, x: torch.relu(
+                    torch.einsum("bih,ifh->bif", torch.relu(torch.einsum("bif,ihf->bih", x, self.W1)), self.W2)
+                    + self.b_final
+                )
+            ),
+            r"forward\(\(3, 6\)\) raised RuntimeError",
+        ),
         # generate_batch: distribution
-        (dict(generate_batch=batch_from(fair, torch.rand)), r"Likely cause: the values are uniform on \[0, 1\]: draw them on \[-1, 1\]"),
-        (dict(generate_batch=batch_from(fair, lambda s: torch.rand(s) - 0.5)), r"Likely cause: the values are uniform on \[-0.5, 0.5\]"),
+        (
+            dict(generate_batch=batch_from(fair, torch.rand)),
+            r"Likely cause: the values are uniform on \[0, 1\]: draw them on \[-1, 1\]",
+        ),
+        (
+            dict(generate_batch=batch_from(fair, lambda s: torch.rand(s) - 0.5)),
+            r"Likely cause: the values are uniform on \[-0.5, 0.5\]",
+        ),
         (dict(generate_batch=batch_from(fair, lambda s: torch.full(s, 0.5))), r"Every active value is one of \{0.5\}"),
-        (dict(generate_batch=batch_from(fair, lambda s: torch.where(torch.rand(s) < 0.5, -0.5, 0.5))), r"Every active value is one of \{-0.5, 0.5\}"),
+        (
+            dict(generate_batch=batch_from(fair, lambda s: torch.where(torch.rand(s) < 0.5, -0.5, 0.5))),
+            r"Every active value is one of \{-0.5, 0.5\}",
+        ),
         (dict(generate_batch=batch_from(fair, torch.randn)), "standard normal"),
         # generate_batch: structure
         (
-            dict(generate_batch=batch_from(lambda self, s: torch.rand(s[0], s[1], 1) < self.feature_probability, lambda s: 2 * torch.rand(s) - 1)),
+            dict(
+                generate_batch=batch_from(
+                    lambda self, s: torch.rand(s[0], s[1], 1) < self.feature_probability,
+                    lambda s: 2 * torch.rand(s) - 1,
+                )
+            ),
             r"Likely cause: features \d and \d share one random draw",
         ),
         (
@@ -175,18 +249,60 @@ def fair(self, shape):
             "Likely cause: features 0 and 1 share one value draw",
         ),
         (
-            dict(generate_batch=batch_from(fair, lambda s: torch.where(torch.rand(s[0], s[1], 1) < 0.5, -1.0, 1.0) * torch.rand(s))),
+            dict(
+                generate_batch=batch_from(
+                    fair, lambda s: torch.where(torch.rand(s[0], s[1], 1) < 0.5, -1.0, 1.0) * torch.rand(s)
+                )
+            ),
             "where features 0 and 1 of instance 0 are both active, their values have correlation",
         ),
-        (dict(generate_batch=batch_from(lambda self, s: torch.rand(s) < self.feature_probability[0], lambda s: 2 * torch.rand(s) - 1)), "every instance uses instance 0's probabilities"),
-        (dict(generate_batch=batch_from(lambda self, s: torch.rand(s) < 1 - self.feature_probability, lambda s: 2 * torch.rand(s) - 1)), "yours is active with 1 - p"),
+        (
+            dict(
+                generate_batch=batch_from(
+                    lambda self, s: torch.rand(s) < self.feature_probability[0], lambda s: 2 * torch.rand(s) - 1
+                )
+            ),
+            "every instance uses instance 0's probabilities",
+        ),
+        (
+            dict(
+                generate_batch=batch_from(
+                    lambda self, s: torch.rand(s) < 1 - self.feature_probability, lambda s: 2 * torch.rand(s) - 1
+                )
+            ),
+            "yours is active with 1 - p",
+        ),
         # loss_per_instance
-        (dict(loss_per_instance=lambda self, out, batch: (self.importance * (out - batch) ** 2).mean(dim=(0, 2))), "Likely cause: it compares the output with x"),
-        (dict(loss_per_instance=lambda self, out, batch: (self.importance * (out - torch.relu(batch)) ** 2).mean(dim=(0, 2))), r"the target is ReLU\(x\)"),
-        (dict(loss_per_instance=lambda self, out, batch: ((out - batch.abs()) ** 2).mean(dim=(0, 2))), "it ignores the importances"),
-        (dict(loss_per_instance=lambda self, out, batch: (self.importance * (out - batch.abs()) ** 2).mean(0).sum(-1)), "it sums over features"),
-        (dict(loss_per_instance=lambda self, out, batch: loss_per_instance(self, out, batch).detach()), "carries no gradient"),
-        (dict(loss_per_instance=lambda self, out, batch: loss_per_instance(self, out, batch).sum()), r"has shape \(\); expected \(inst,\)"),
+        (
+            dict(loss_per_instance=lambda self, out, batch: (self.importance * (out - batch) ** 2).mean(dim=(0, 2))),
+            "Likely cause: it compares the output with x",
+        ),
+        (
+            dict(
+                loss_per_instance=lambda self, out, batch: (self.importance * (out - torch.relu(batch)) ** 2).mean(
+                    dim=(0, 2)
+                )
+            ),
+            r"the target is ReLU\(x\)",
+        ),
+        (
+            dict(loss_per_instance=lambda self, out, batch: ((out - batch.abs()) ** 2).mean(dim=(0, 2))),
+            "it ignores the importances",
+        ),
+        (
+            dict(
+                loss_per_instance=lambda self, out, batch: (self.importance * (out - batch.abs()) ** 2).mean(0).sum(-1)
+            ),
+            "it sums over features",
+        ),
+        (
+            dict(loss_per_instance=lambda self, out, batch: loss_per_instance(self, out, batch).detach()),
+            "carries no gradient",
+        ),
+        (
+            dict(loss_per_instance=lambda self, out, batch: loss_per_instance(self, out, batch).sum()),
+            r"has shape \(\); expected \(inst,\)",
+        ),
     ],
 )
 def test_neuron_computation_model_check_rejects(methods, message):
@@ -196,6 +312,8 @@ def test_neuron_computation_model_check_rejects(methods, message):
 
 def test_neuron_computation_model_check_needs_its_methods():
     with pytest.raises(AssertionError, match="does not define generate_batch"):
-        check_neuron_computation_model(type("Partial", (NeuronComputationModel,), {"forward": forward, "loss_per_instance": loss_per_instance}))
+        check_neuron_computation_model(
+            type("Partial", (NeuronComputationModel,), {"forward": forward, "loss_per_instance": loss_per_instance})
+        )
     with pytest.raises(AssertionError, match="must be a subclass of NeuronComputationModel"):
         check_neuron_computation_model(type("Other", (ToyModel,), {"forward": forward}))

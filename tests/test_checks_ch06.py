@@ -21,7 +21,9 @@ def loop(W_in, W_out):
 
 def by_products(W_in, W_out):
     product = W_out * W_in.transpose(1, 2)  # (inst, feats, d_hidden): W_out[k, i, h] · W_in[k, h, i]
-    return torch.where(W_in.transpose(1, 2) > 0, product, 0.0).sum(-1), -torch.where(W_in.transpose(1, 2) < 0, product, 0.0).sum(-1)
+    return torch.where(W_in.transpose(1, 2) > 0, product, 0.0).sum(-1), -torch.where(
+        W_in.transpose(1, 2) < 0, product, 0.0
+    ).sum(-1)
 
 
 def in_float64(W_in, W_out):  # the text asks for no dtype
@@ -58,16 +60,31 @@ def in_place(W_in, W_out):
         (with_gain(lambda W_in, W_out: paired(W_out, W_in)), "Likely cause: gain is the diagonal of W_eff"),
         (with_gain(lambda W_in, W_out: paired(W_out, W_in.abs())), r"Likely cause: gain uses \|W_in\|"),
         (with_leak(lambda W_in, W_out: -paired(W_out, torch.relu(-W_in))), "Likely cause: leak has the wrong sign"),
-        (with_leak(lambda W_in, W_out: paired(W_out, torch.relu(W_in))), r"leak uses ReLU\(W_in\), the neurons that fire for x_i > 0"),
+        (
+            with_leak(lambda W_in, W_out: paired(W_out, torch.relu(W_in))),
+            r"leak uses ReLU\(W_in\), the neurons that fire for x_i > 0",
+        ),
         (with_leak(lambda W_in, W_out: -paired(W_out, torch.relu(W_in))), r"leak uses ReLU\(W_in\) with a minus sign"),
         # structure: every output summed, instance 0 for all, the pair returned the other way round
-        (with_gain(lambda W_in, W_out: torch.einsum("kjh,khi->ki", W_out, torch.relu(W_in))), "gain sums what every output receives"),
-        (with_leak(lambda W_in, W_out: paired(W_out[:1], torch.relu(-W_in[:1])).expand(4, 9)), "leak is wrong at inst 1.*every instance uses instance 0's weights"),
+        (
+            with_gain(lambda W_in, W_out: torch.einsum("kjh,khi->ki", W_out, torch.relu(W_in))),
+            "gain sums what every output receives",
+        ),
+        (
+            with_leak(lambda W_in, W_out: paired(W_out[:1], torch.relu(-W_in[:1])).expand(4, 9)),
+            "leak is wrong at inst 1.*every instance uses instance 0's weights",
+        ),
         (lambda W_in, W_out: computation.gains_and_leaks(W_in, W_out)[::-1], r"returns \(leak, gain\)"),
         (in_place, "modified W_in or W_out"),
         (lambda W_in, W_out: computation.gains_and_leaks(W_in, W_out)[0], "should return a tuple"),
-        (with_gain(lambda W_in, W_out: torch.einsum("kih,khi->ik", W_out, torch.relu(W_in))), r"gain has shape \(9, 4\)"),
-        (with_gain(lambda W_in, W_out: paired(W_out.transpose(1, 2), torch.relu(W_in))), r"gains_and_leaks\(\(4, 7, 9\), \(4, 9, 7\)\) raised RuntimeError"),
+        (
+            with_gain(lambda W_in, W_out: torch.einsum("kih,khi->ik", W_out, torch.relu(W_in))),
+            r"gain has shape \(9, 4\)",
+        ),
+        (
+            with_gain(lambda W_in, W_out: paired(W_out.transpose(1, 2), torch.relu(W_in))),
+            r"gains_and_leaks\(\(4, 7, 9\), \(4, 9, 7\)\) raised RuntimeError",
+        ),
     ],
 )
 def test_gains_and_leaks_check_rejects(planted, message):

@@ -22,7 +22,9 @@ def leak_and_inhibition_loop(W1, W2):
                 s = torch.sign(W1[k, n, i])
                 for j in range(n_features):
                     leak[k, n, i, j] = W2[k, j, n] * W1[k, n, i].abs()
-                    inhibition[k, n, i, j] = sum(torch.relu(s * W1[k, m, i]) * torch.relu(-W2[k, j, m]) for m in range(d_hidden))
+                    inhibition[k, n, i, j] = sum(
+                        torch.relu(s * W1[k, m, i]) * torch.relu(-W2[k, j, m]) for m in range(d_hidden)
+                    )
     return leak, inhibition
 
 
@@ -47,7 +49,8 @@ def leak_and_inhibition_sign(W1, W2):
 
 
 @pytest.mark.parametrize(
-    "correct", [motif.leak_and_inhibition, leak_and_inhibition_loop, leak_and_inhibition_broadcast, leak_and_inhibition_sign]
+    "correct",
+    [motif.leak_and_inhibition, leak_and_inhibition_loop, leak_and_inhibition_broadcast, leak_and_inhibition_sign],
 )
 def test_leak_and_inhibition_check_accepts(correct, capsys):
     assert check_leak_and_inhibition(correct) is correct
@@ -97,21 +100,48 @@ def nan_where_zero(W1, W2):
 @pytest.mark.parametrize(
     "planted, message",
     [
-        (with_leak(lambda W1, W2: W1[..., :, None] * W2.transpose(1, 2)[..., None, :]), r"leak on motif.hand_built_motif\(\) is wrong at .*Likely cause: the leak uses W1\[k, n, i\] with its sign"),
-        (with_leak(lambda W1, W2: W1.abs()[..., None, :] * W2.transpose(1, 2)[..., :, None]), "Likely cause: i and j are swapped"),
-        (with_leak(lambda W1, W2: W1.abs()[..., :, None] * W2.abs().transpose(1, 2)[..., None, :]), r"Likely cause: the leak uses \|W2\[k, j, n\]\|"),
+        (
+            with_leak(lambda W1, W2: W1[..., :, None] * W2.transpose(1, 2)[..., None, :]),
+            r"leak on motif.hand_built_motif\(\) is wrong at .*Likely cause: the leak uses W1\[k, n, i\] with its sign",
+        ),
+        (
+            with_leak(lambda W1, W2: W1.abs()[..., None, :] * W2.transpose(1, 2)[..., :, None]),
+            "Likely cause: i and j are swapped",
+        ),
+        (
+            with_leak(lambda W1, W2: W1.abs()[..., :, None] * W2.abs().transpose(1, 2)[..., None, :]),
+            r"Likely cause: the leak uses \|W2\[k, j, n\]\|",
+        ),
         # structure: which neurons, which sign, which output
-        (with_inhibition(lambda W1, W2: pull(W1.abs(), torch.relu(-W2))), "Likely cause: the inhibition counts every neuron that reads x_i, whatever its sign"),
-        (with_inhibition(lambda W1, W2: pull(torch.relu(W1), torch.relu(-W2))), r"Likely cause: the inhibition always takes s = \+1"),
-        (with_inhibition(lambda W1, W2: signed_pull(W1, W2.abs())), r"the inhibition counts every write \|W2\[j, m\]\|"),
+        (
+            with_inhibition(lambda W1, W2: pull(W1.abs(), torch.relu(-W2))),
+            "Likely cause: the inhibition counts every neuron that reads x_i, whatever its sign",
+        ),
+        (
+            with_inhibition(lambda W1, W2: pull(torch.relu(W1), torch.relu(-W2))),
+            r"Likely cause: the inhibition always takes s = \+1",
+        ),
+        (
+            with_inhibition(lambda W1, W2: signed_pull(W1, W2.abs())),
+            r"the inhibition counts every write \|W2\[j, m\]\|",
+        ),
         (with_inhibition(lambda W1, W2: signed_pull(W1, torch.relu(W2))), r"the inhibition counts the positive writes"),
-        (with_inhibition(lambda W1, W2: signed_pull(W1, torch.relu(-W2)).diagonal(dim1=-2, dim2=-1)[..., None]), "the inhibition reads output i"),
+        (
+            with_inhibition(lambda W1, W2: signed_pull(W1, torch.relu(-W2)).diagonal(dim1=-2, dim2=-1)[..., None]),
+            "the inhibition reads output i",
+        ),
         (with_inhibition(without_own_neuron), "the inhibition leaves out m = n"),
         (nan_where_zero, r"inhibition on motif.hand_built_motif\(\) contains NaN or infinity"),
         (in_place, "modified its inputs"),
         (lambda W1, W2: motif.leak_and_inhibition(W1, W2)[0], "should return a tuple"),
-        (lambda W1, W2: (motif.leak_and_inhibition(W1, W2)[0], pull(torch.relu(W1), torch.relu(-W2))[:, 0]), r"inhibition on .* has shape \(1, 3, 3\)"),
-        (lambda W1, W2: motif.leak_and_inhibition(W1, W2.transpose(1, 2)), r"leak_and_inhibition\(W1 \(1, 4, 3\), W2 \(1, 3, 4\)\) raised ValueError"),
+        (
+            lambda W1, W2: (motif.leak_and_inhibition(W1, W2)[0], pull(torch.relu(W1), torch.relu(-W2))[:, 0]),
+            r"inhibition on .* has shape \(1, 3, 3\)",
+        ),
+        (
+            lambda W1, W2: motif.leak_and_inhibition(W1, W2.transpose(1, 2)),
+            r"leak_and_inhibition\(W1 \(1, 4, 3\), W2 \(1, 3, 4\)\) raised ValueError",
+        ),
     ],
 )
 def test_leak_and_inhibition_check_rejects(planted, message):
@@ -125,14 +155,28 @@ def test_random_weights_catch_what_the_hand_built_example_cannot():
             return motif.leak_and_inhibition(W1, W2)
         return with_inhibition(lambda W1, W2: signed_pull(W1, W2.abs()))(W1, W2)
 
-    with pytest.raises(AssertionError, match=r"inhibition on random weights is wrong at inst \d+, d_hidden \d+, feats_i \d+, feats_j \d+"):
+    with pytest.raises(
+        AssertionError,
+        match=r"inhibition on random weights is wrong at inst \d+, d_hidden \d+, feats_i \d+, feats_j \d+",
+    ):
         check_leak_and_inhibition(right_only_when_small)
 
 
 # --- exercise 7.2: detect_motif --------------------------------------------------------------------
 
 
-def detect(W1, W2, t, *, strict=(True, True, False, False, False), abs_in=True, flipped=True, inhibition=True, signed=True, abs_out=False):
+def detect(
+    W1,
+    W2,
+    t,
+    *,
+    strict=(True, True, False, False, False),
+    abs_in=True,
+    flipped=True,
+    inhibition=True,
+    signed=True,
+    abs_out=False,
+):
     """The text's detector, written independently of the check, with one ingredient optionally broken."""
 
     def at_least(a, b, is_strict):
@@ -170,7 +214,9 @@ def detect_loop(W1, W2, t):
                     if not (li >= t.ratio * lj and oj >= t.ratio * oi):
                         continue
                     s = 1.0 if W1[k, n, i] > 0 else -1.0
-                    inhibition = sum(max(s * W1[k, m, i].item(), 0.0) * max(-W2[k, j, m].item(), 0.0) for m in range(d_hidden))
+                    inhibition = sum(
+                        max(s * W1[k, m, i].item(), 0.0) * max(-W2[k, j, m].item(), 0.0) for m in range(d_hidden)
+                    )
                     found[k, n, i, j] = inhibition >= t.cancel * oj * li
     return found
 
@@ -197,18 +243,45 @@ def test_detect_motif_check_accepts(correct, capsys):
     "planted, message",
     [
         # boundary conventions: a quantity exactly on its threshold
-        (lambda W1, W2, t: detect(W1, W2, t, strict=(False, True, False, False, False)), r"reads = 0.5, exactly .*flags a motif that is not there.*Likely cause: \|W1\| > reads is strict"),
-        (lambda W1, W2, t: detect(W1, W2, t, strict=(True, False, False, False, False)), r"writes = 0.5, exactly .*Likely cause: W2 > writes is strict"),
-        (lambda W1, W2, t: detect(W1, W2, t, strict=(True, True, True, False, False)), r"ratio = 4 and W2\[0, 0\] = 0.25.*misses the motif.*Likely cause: the ratio condition on W1 is inclusive"),
-        (lambda W1, W2, t: detect(W1, W2, t, strict=(True, True, False, True, False)), r"ratio = 4 and W1\[0, 1\] = -0.25.*Likely cause: the ratio condition on W2 is inclusive"),
-        (lambda W1, W2, t: detect(W1, W2, t, strict=(True, True, False, False, True)), r"cancel = 1.25.*Likely cause: the cancellation is inclusive"),
+        (
+            lambda W1, W2, t: detect(W1, W2, t, strict=(False, True, False, False, False)),
+            r"reads = 0.5, exactly .*flags a motif that is not there.*Likely cause: \|W1\| > reads is strict",
+        ),
+        (
+            lambda W1, W2, t: detect(W1, W2, t, strict=(True, False, False, False, False)),
+            r"writes = 0.5, exactly .*Likely cause: W2 > writes is strict",
+        ),
+        (
+            lambda W1, W2, t: detect(W1, W2, t, strict=(True, True, True, False, False)),
+            r"ratio = 4 and W2\[0, 0\] = 0.25.*misses the motif.*Likely cause: the ratio condition on W1 is inclusive",
+        ),
+        (
+            lambda W1, W2, t: detect(W1, W2, t, strict=(True, True, False, True, False)),
+            r"ratio = 4 and W1\[0, 1\] = -0.25.*Likely cause: the ratio condition on W2 is inclusive",
+        ),
+        (
+            lambda W1, W2, t: detect(W1, W2, t, strict=(True, True, False, False, True)),
+            r"cancel = 1.25.*Likely cause: the cancellation is inclusive",
+        ),
         # structure of the definition
-        (lambda W1, W2, t: detect(W1, W2, t, inhibition=False), r"without its inhibitor.*Likely cause: the leak is never checked for cancellation"),
-        (lambda W1, W2, t: detect(W1, W2, t, signed=False), r"inhibitor of the wrong sign.*Likely cause: the inhibition counts neurons of either sign"),
-        (lambda W1, W2, t: detect(W1, W2, t, flipped=False), r"the hand-built motif \(.*misses the motif.*Likely cause: the read-out is not flipped"),
+        (
+            lambda W1, W2, t: detect(W1, W2, t, inhibition=False),
+            r"without its inhibitor.*Likely cause: the leak is never checked for cancellation",
+        ),
+        (
+            lambda W1, W2, t: detect(W1, W2, t, signed=False),
+            r"inhibitor of the wrong sign.*Likely cause: the inhibition counts neurons of either sign",
+        ),
+        (
+            lambda W1, W2, t: detect(W1, W2, t, flipped=False),
+            r"the hand-built motif \(.*misses the motif.*Likely cause: the read-out is not flipped",
+        ),
         (lambda W1, W2, t: detect(W1, W2, t, abs_in=False), r"misses the motif.*Likely cause: loudness is a size"),
         (lambda W1, W2, t: detect(W1, W2, t, abs_out=True), r"Likely cause: writing is a positive weight"),
-        (lambda W1, W2, t: detect(W1, W2, MotifThresholds()), r"with reads = 0.5, exactly .*Likely cause: it uses the default thresholds"),
+        (
+            lambda W1, W2, t: detect(W1, W2, MotifThresholds()),
+            r"with reads = 0.5, exactly .*Likely cause: it uses the default thresholds",
+        ),
         (lambda W1, W2, t: detect(W1, W2, t).float(), "dtype torch.float32; expected torch.bool"),
         (lambda W1, W2, t: detect(W1, W2, t).any(dim=1), r"shape \(1, 3, 3\); expected"),
         (lambda W1, W2, t: detect(W1, W2.transpose(1, 2), t), r"raised RuntimeError.*W2 is \(inst, feats, d_hidden\)"),
@@ -224,13 +297,18 @@ def test_detect_motif_check_rejects_detectors_without_a_named_cause():
         used = (W1.abs() > t.reads) & (W2.transpose(1, 2) > t.writes)
         return used[..., :, None] & used[..., None, :] & ~torch.eye(W1.shape[2], dtype=torch.bool)
 
-    with pytest.raises(AssertionError, match=r"on the hand-built motif .*flags a motif that is not there at instance 0, neuron 0, i = 1, j = 0"):
+    with pytest.raises(
+        AssertionError,
+        match=r"on the hand-built motif .*flags a motif that is not there at instance 0, neuron 0, i = 1, j = 0",
+    ):
         check_detect_motif(everything_shared)
 
     def symmetric_too(W1, W2, t):  # ratios compared with 1 instead of `ratio`
         return detect(W1, W2, MotifThresholds(t.reads, t.writes, 1.0 + 1e-9, t.cancel))
 
-    with pytest.raises(AssertionError, match=r"on a symmetric shared neuron .*flags a motif that is not there.*A motif needs"):
+    with pytest.raises(
+        AssertionError, match=r"on a symmetric shared neuron .*flags a motif that is not there.*A motif needs"
+    ):
         check_detect_motif(symmetric_too)
 
     def loud_only_when_positive(W1, W2, t):  # right on the hand-built cases, not for x_i < 0 drives

@@ -15,7 +15,11 @@ from utils.train import optimize
 def _model_with(W_in, W_out, feature_probability=0.05, loss_power=2.0):
     n_inst, d_hidden, n_features = W_in.shape
     model = ReluComputationModel(
-        ToyModelConfig(n_inst, n_features, d_hidden), feature_probability=feature_probability, loss_power=loss_power, seed=0, device="cpu"
+        ToyModelConfig(n_inst, n_features, d_hidden),
+        feature_probability=feature_probability,
+        loss_power=loss_power,
+        seed=0,
+        device="cpu",
     )
     with torch.no_grad():
         model.W_in.copy_(W_in)
@@ -25,7 +29,9 @@ def _model_with(W_in, W_out, feature_probability=0.05, loss_power=2.0):
 
 def _random_pair(seed=0, n_inst=2, d_hidden=4, n_features=7):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n_inst, d_hidden, n_features, generator=g), torch.randn(n_inst, n_features, d_hidden, generator=g) * 0.5
+    return torch.randn(n_inst, d_hidden, n_features, generator=g), torch.randn(
+        n_inst, n_features, d_hidden, generator=g
+    ) * 0.5
 
 
 def test_naive_solution_is_exact_on_its_features_and_ignores_the_rest():
@@ -56,7 +62,9 @@ def test_full_error_is_the_training_objective_and_splits_by_activity():
     model = _model_with(W_in, W_out, feature_probability=0.2, loss_power=4.0)
     with torch.no_grad():
         model.importance.copy_(torch.linspace(0.5, 2.0, 7).expand(2, 7))
-    measures = computation.error_measures(model, power=4, n_samples=5000, chunk=5000, generator=torch.Generator().manual_seed(1))
+    measures = computation.error_measures(
+        model, power=4, n_samples=5000, chunk=5000, generator=torch.Generator().manual_seed(1)
+    )
     # the same sample: one chunk drawn from the same law with the same seed
     x = SparseUniform(model.feature_probability, -1.0, 1.0).sample(5000, torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -117,7 +125,9 @@ def test_isolated_error_is_what_a_lone_feature_costs():
     W_in, W_out = computation.naive_weights(6, 4)
     W_out = W_out * torch.tensor([0.5, 1.0, 0.25, 2.0])
     model = _model_with(W_in, W_out, feature_probability=0.3)
-    sampled = computation.error_measures(model, n_samples=200_000, generator=torch.Generator().manual_seed(0))["per_active"]
+    sampled = computation.error_measures(model, n_samples=200_000, generator=torch.Generator().manual_seed(0))[
+        "per_active"
+    ]
     expected = torch.tensor([[0.25 / 6, 0.0, 0.5625 / 6, 1 / 6, 1 / 6, 1 / 6]])
     assert torch.allclose(computation.isolated_error(W_in, W_out), expected)
     # 60,000 active samples per feature: the sampled error is within 3% of the exact one
@@ -139,7 +149,9 @@ def _one_neuron_per_read(seed=0, n_features=5, n_inst=2):
 def test_additive_error_is_exact_when_responses_add(power):
     W_in, W_out = _one_neuron_per_read()
     model = _model_with(W_in, W_out, feature_probability=0.3, loss_power=float(power))
-    sampled = computation.error_measures(model, power=power, n_samples=50_000, generator=torch.Generator().manual_seed(2))
+    sampled = computation.error_measures(
+        model, power=power, n_samples=50_000, generator=torch.Generator().manual_seed(2)
+    )
     exact = computation.additive_error(W_in, W_out, 0.3, power)
     assert exact.shape == (2, 5)
     # 50,000 samples: over sample seeds 0-5 the largest relative deviation was 2.6% (L2) and 3.5% (L4)
@@ -148,8 +160,18 @@ def test_additive_error_is_exact_when_responses_add(power):
     # a network whose neurons read several features is not additive: there the formula is off by 39-59%
     W_mixed, W_out_mixed = _random_pair(seed=4)
     mixed = _model_with(W_mixed, W_out_mixed, feature_probability=0.3, loss_power=float(power))
-    sampled = computation.error_measures(mixed, power=power, n_samples=50_000, generator=torch.Generator().manual_seed(2))
-    deviation = ((sampled["on_active"] + sampled["on_inactive"]) / computation.additive_error(W_mixed, W_out_mixed, 0.3, power) - 1).abs().max()
+    sampled = computation.error_measures(
+        mixed, power=power, n_samples=50_000, generator=torch.Generator().manual_seed(2)
+    )
+    deviation = (
+        (
+            (sampled["on_active"] + sampled["on_inactive"])
+            / computation.additive_error(W_mixed, W_out_mixed, 0.3, power)
+            - 1
+        )
+        .abs()
+        .max()
+    )
     assert deviation > 0.2
     with pytest.raises(ValueError, match="power must be 2 or 4"):
         computation.additive_error(W_in, W_out, 0.3, 3)
@@ -159,13 +181,18 @@ def test_mean_field_gain_without_and_with_interference():
     # no interference, no leak: a feature alone wants gain 1
     W_in, W_out = computation.naive_weights(4, 4)
     for power in (2, 4):
-        gain, objective = computation.mean_field_gain(W_in, W_out * 0.5, 0.1, power, gains=torch.linspace(0.5, 1.5, 101))
+        gain, objective = computation.mean_field_gain(
+            W_in, W_out * 0.5, 0.1, power, gains=torch.linspace(0.5, 1.5, 101)
+        )
         assert gain.item() == pytest.approx(1.0, abs=1e-6) and objective.shape == (1, 101)
     # every output receives c·x from every other positive input (one shared neuron, no leak):
     # under L2 the best common gain is E[y t] / E[y²] with y = x_j⁺ + c Σ_{i≠j} x_i⁺ and t = x_j⁺
     n, p, c = 6, 0.2, 0.3
     W_in = torch.cat([torch.eye(n), torch.ones(1, n)])[None]  # neuron n reads every feature
-    W_out = torch.cat([torch.eye(n), torch.full((n, 1), c)], dim=1)[None] - c * torch.cat([torch.eye(n), torch.zeros(n, 1)], dim=1)[None]
+    W_out = (
+        torch.cat([torch.eye(n), torch.full((n, 1), c)], dim=1)[None]
+        - c * torch.cat([torch.eye(n), torch.zeros(n, 1)], dim=1)[None]
+    )
     assert torch.allclose(computation.cross_gains(W_in, W_out), torch.eye(n) + c * (1 - torch.eye(n)))
     mean_x, mean_x2 = p / 4, p / 6  # E[x⁺], E[(x⁺)²]
     signal = mean_x2 + (n - 1) * c * mean_x * mean_x
@@ -176,7 +203,9 @@ def test_mean_field_gain_without_and_with_interference():
     # homogeneous couplings: the mean-field objective at gain g is the additive error of the scaled model
     index = 4000
     g = torch.linspace(0.001, 1.5, 15_000, dtype=torch.float64)[index].item()
-    assert objective[0, index].item() == pytest.approx(computation.additive_error(W_in, g * W_out, p, 2).mean().item(), rel=1e-4)
+    assert objective[0, index].item() == pytest.approx(
+        computation.additive_error(W_in, g * W_out, p, 2).mean().item(), rel=1e-4
+    )
     with pytest.raises(ValueError, match="positive mean gain"):
         computation.mean_field_gain(W_in, -W_out, p, 2)
 
@@ -198,14 +227,20 @@ def test_frame_spectrum_and_the_common_direction():
     found, projections = computation.common_direction(W)
     assert (found @ v).min() > 0.98 and (projections > 0).float().mean() > 0.95
     assert computation.mean_cosine(W).min() > 0.2  # 0.36 / (0.36 + 10 · 0.09) = 0.29 expected
-    assert computation.mean_cosine(torch.randn(20, 10, 100, generator=g)).abs().max() < 0.02  # about √(2/10)/100 = 0.0045 each
+    assert (
+        computation.mean_cosine(torch.randn(20, 10, 100, generator=g)).abs().max() < 0.02
+    )  # about √(2/10)/100 = 0.0045 each
     flipped, _ = computation.common_direction(-W)  # the sign follows the features, not the eigensolver
     assert torch.allclose(flipped, -found, atol=1e-5)
 
 
 def test_weakest_readout_and_the_cross_gains_through_a_direction():
     q = torch.linalg.qr(torch.randn(5, 5, generator=torch.Generator().manual_seed(0))).Q
-    W_out = (torch.randn(1, 12, 5, generator=torch.Generator().manual_seed(1)) @ q) * torch.tensor([3.0, 3, 3, 3, 0.1]) @ q.T
+    W_out = (
+        (torch.randn(1, 12, 5, generator=torch.Generator().manual_seed(1)) @ q)
+        * torch.tensor([3.0, 3, 3, 3, 0.1])
+        @ q.T
+    )
     direction, singular = computation.weakest_readout(W_out)
     assert singular.shape == (1, 5) and (singular.diff(dim=1) <= 0).all()
     assert abs(direction[0] @ q[:, 4]).item() > 0.99
@@ -220,12 +255,16 @@ def test_cosine_statistics():
     assert computation.random_abs_cosine(3) == pytest.approx(0.5)
     assert computation.random_abs_cosine(10) == pytest.approx(0.2587, abs=1e-4)
     random_W = torch.randn(20, 10, 100, generator=torch.Generator().manual_seed(0))
-    assert computation.mean_abs_cosine(random_W).mean().item() == pytest.approx(computation.random_abs_cosine(10), abs=0.005)
+    assert computation.mean_abs_cosine(random_W).mean().item() == pytest.approx(
+        computation.random_abs_cosine(10), abs=0.005
+    )
     assert computation.mean_abs_cosine(torch.eye(5)[None]).item() == 0.0
 
 
 def test_non_negative_inputs_are_kept_through_training_and_never_leak():
-    model = computation.NonNegativeInputModel(ToyModelConfig(2, 20, 4), feature_probability=0.1, loss_power=4.0, seed=0, device="cpu")
+    model = computation.NonNegativeInputModel(
+        ToyModelConfig(2, 20, 4), feature_probability=0.1, loss_power=4.0, seed=0, device="cpu"
+    )
     assert (model.W_in < 0).any()  # the Xavier start has negative weights
     optimize(model, steps=50, batch_size=256, lr=1e-2, progress=False)
     model.project()
@@ -233,7 +272,9 @@ def test_non_negative_inputs_are_kept_through_training_and_never_leak():
     _, leak = computation.gains_and_leaks(model.W_in, model.W_out)
     assert leak.abs().max() == 0
     # trained with the autograd path instead, nothing projects: the weights go negative
-    free = computation.NonNegativeInputModel(ToyModelConfig(2, 20, 4), feature_probability=0.1, loss_power=4.0, seed=0, device="cpu")
+    free = computation.NonNegativeInputModel(
+        ToyModelConfig(2, 20, 4), feature_probability=0.1, loss_power=4.0, seed=0, device="cpu"
+    )
     optimize(free, steps=50, batch_size=256, lr=1e-2, progress=False, fast=False)
     assert (free.W_in < 0).any()
 

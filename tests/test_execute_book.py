@@ -74,14 +74,17 @@ def test_chapters_run_at_the_same_time_once_each_and_the_build_reuses_them(tmp_p
 
 
 def test_each_kernel_gets_its_share_of_the_cores(tmp_path):
-    code = "import os, torch\nprint('threads', os.environ['OMP_NUM_THREADS'], torch.get_num_threads())"
+    code = (
+        "import os, torch\nprint('threads', os.environ['OMP_NUM_THREADS'], torch.get_num_threads())\n"
+        "print('book', os.environ.get('SUPERPOSITION_BOOK_BUILD'))"  # figures render for the book
+    )
     write_book(tmp_path, {"a": chapter("A", code)})
     execute_into_cache(tmp_path, jobs=os.cpu_count(), timeout=120)
     cache = get_cache(str(tmp_path / CACHE))
     (record,) = cache.list_cache_records()
     (cell,) = [cell for cell in cache.get_cache_bundle(record.pk).nb.cells if cell.cell_type == "code"]
     # as many kernels at a time as cores: one thread each
-    assert "".join(output["text"] for output in cell.outputs).split() == ["threads", "1", "1"]
+    assert "".join(output["text"] for output in cell.outputs).split() == ["threads", "1", "1", "book", "1"]
 
 
 def test_a_failing_chapter_is_reported_with_its_traceback(tmp_path):
@@ -90,6 +93,14 @@ def test_a_failing_chapter_is_reported_with_its_traceback(tmp_path):
     results = execute_into_cache(tmp_path, jobs=2, timeout=120)
     assert isinstance(results[tmp_path / "good" / "chapter.ipynb"], float)
     assert "planted claim" in results[tmp_path / "bad" / "chapter.ipynb"]
+
+
+def test_a_chapter_whose_kernel_dies_is_named_and_the_others_still_run(tmp_path):
+    dies = chapter("Dies", "import os\nos._exit(1)")
+    write_book(tmp_path, {"dies": dies, "good": chapter("Good", "x = 1")})
+    results = execute_into_cache(tmp_path, jobs=1, timeout=120)
+    assert "the kernel died" in results[tmp_path / "dies" / "chapter.ipynb"]
+    assert isinstance(results[tmp_path / "good" / "chapter.ipynb"], float)
 
 
 @pytest.mark.parametrize("claim, passes", [("1 + 1 == 2", True), ("1 + 1 == 3", False)])

@@ -57,12 +57,15 @@ def secret_lines(source: str) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("source, message", [
-    ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "write what to implement after the marker"),
-    ("### BEGIN SOLUTION: a\nx = 1", "never closed"),
-    ("x = 1\n### END SOLUTION", "END SOLUTION without a BEGIN SOLUTION"),
-    ("### BEGIN SOLUTION: a\n### BEGIN SOLUTION: b\n### END SOLUTION", "inside another solution block"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "write what to implement after the marker"),
+        ("### BEGIN SOLUTION: a\nx = 1", "never closed"),
+        ("x = 1\n### END SOLUTION", "END SOLUTION without a BEGIN SOLUTION"),
+        ("### BEGIN SOLUTION: a\n### BEGIN SOLUTION: b\n### END SOLUTION", "inside another solution block"),
+    ],
+)
 def test_malformed_markers_are_errors(source, message):
     with pytest.raises(ExerciseFormatError, match=message):
         stub_source(source, "cell 3")
@@ -83,7 +86,9 @@ NEAR_MISSES = [
 def test_near_miss_markers_are_errors_naming_the_line(marker):
     source = CELL.replace("### BEGIN SOLUTION: return x squared", marker)
     assert secret_lines(source), "the near miss must still look like a marker to a reader"
-    with pytest.raises(ExerciseFormatError, match=f"cell 4, line 3: {re.escape(repr(marker.strip()))} looks like a solution marker"):
+    with pytest.raises(
+        ExerciseFormatError, match=f"cell 4, line 3: {re.escape(repr(marker.strip()))} looks like a solution marker"
+    ):
         stub_source(source, "cell 4")
 
 
@@ -135,7 +140,9 @@ def test_check_mode_detects_stale_and_stray_files(tmp_path, capsys):
     exercise = tmp_path / "exercises" / "09_demo.ipynb"
     exercise.write_text(exercise.read_text().replace("squared", "cubed"))
     assert "exercises/09_demo.ipynb" in out_of_date(tmp_path)
-    assert "out of date: exercises/09_demo.ipynb" in (capsys.readouterr().out + str(main(["--root", str(tmp_path), "--check"])) + capsys.readouterr().out)
+    assert "out of date: exercises/09_demo.ipynb" in (
+        capsys.readouterr().out + str(main(["--root", str(tmp_path), "--check"])) + capsys.readouterr().out
+    )
 
 
 def test_generator_reports_malformed_notebooks(tmp_path, capsys):
@@ -153,7 +160,10 @@ def test_generator_names_the_file_cell_and_line_of_a_near_miss_and_writes_nothin
     nb.cells[1].source = CELL.replace("### BEGIN SOLUTION", "## BEGIN SOLUTION")
     nbformat.write(nb, tmp_path / "solutions" / "09_demo.ipynb")
     assert main(["--root", str(tmp_path)]) == 2
-    assert "09_demo.ipynb, cell 1, line 3: '## BEGIN SOLUTION: return x squared' looks like a solution marker" in capsys.readouterr().err
+    assert (
+        "09_demo.ipynb, cell 1, line 3: '## BEGIN SOLUTION: return x squared' looks like a solution marker"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "exercises" / "09_demo.ipynb").exists()
     assert main(["--root", str(tmp_path), "--check"]) == 2
 
@@ -168,6 +178,7 @@ def test_a_root_without_solution_notebooks_fails(tmp_path, capsys):
 
 # --- the repository's own notebooks -------------------------------------------------------------
 
+
 def test_repository_exercises_are_in_sync():
     assert SOLUTIONS, "no solution notebooks found"
     assert out_of_date(ROOT) == [], "run `python -m utils.exercises`"
@@ -179,7 +190,10 @@ def test_no_solution_code_reaches_the_exercise(path):
     exercise = nbformat.read(ROOT / "exercises" / path.name, as_version=4)
     exercise_code = "\n".join(cell.source for cell in exercise.cells if cell.cell_type == "code")
     outside = {
-        line.strip() for cell in solution.cells if cell.cell_type == "code" for line in stub_source(cell.source, path.name).split("\n")
+        line.strip()
+        for cell in solution.cells
+        if cell.cell_type == "code"
+        for line in stub_source(cell.source, path.name).split("\n")
     }
     secret = {line.strip() for cell in solution.cells if cell.cell_type == "code" for line in secret_lines(cell.source)}
     if "NotImplementedError(" in exercise_code:
@@ -187,7 +201,9 @@ def test_no_solution_code_reaches_the_exercise(path):
     secret = {line for line in secret - outside if len(line) > 8}
     leaked = [line for line in secret if line in exercise_code]
     assert not leaked, f"solution lines found in exercises/{path.name}: {leaked}"
-    markers = [line for line in exercise_code.split("\n") if re.search(r"#.*\b(begin|end)\W*solution", line, re.IGNORECASE)]
+    markers = [
+        line for line in exercise_code.split("\n") if re.search(r"#.*\b(begin|end)\W*solution", line, re.IGNORECASE)
+    ]
     assert not markers, f"solution markers left in exercises/{path.name}: {markers}"
     hidden = [cell.source for cell in solution.cells if SOLUTION_TAG in cell.metadata.get("tags", [])]
     assert not any(cell.source in hidden for cell in exercise.cells)

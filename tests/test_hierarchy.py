@@ -1,21 +1,28 @@
-"""Chapter 4's library: the sweep's layout and metrics, a small sweep, and exact optima (its checks: test_checks_ch04.py)."""
+"""Chapter 4's library: the sweep's layout, metrics and regimes, and a small sweep.
 
-import math
+Exact optima: test_hierarchy_optima.py; the checks: test_checks_ch04*.py.
+"""
 
 import pytest
 import torch
 
-from utils.data import HierarchicalPairs
 from utils.hierarchy import (
+    REGIMES,
+    SOURCE_WEIGHT_DECAY,
     SweepResult,
+    cell_regimes,
     cell_region,
+    exact_model_losses,
     hierarchical_sweep,
+    interior_cells,
     nearest_cell,
     panel_diagnostics,
     phase_metrics,
+    sharing_regimes,
+    sign_start,
     sweep_grid,
 )
-from utils.optima import hierarchical_expected_loss, hierarchical_optimum
+from utils.hierarchy_optima import expected_loss
 
 
 def test_sweep_grid_orders_seed_fastest():
@@ -37,7 +44,9 @@ def test_phase_metrics_by_hand():
 def test_small_sweep_shapes_and_clear_cut_regions():
     importance, conditional = torch.tensor([0.1, 10.0]), torch.tensor([0.03, 1.0])
     result = hierarchical_sweep([0.9], importance, conditional, n_seeds=4, steps=600, progress=False)
-    assert result.norm.shape == (1, 2, 2) and result.W.shape == (1, 2, 2, 4, 2) and result.model_loss.shape == (1, 2, 2, 4)
+    assert (
+        result.norm.shape == (1, 2, 2) and result.W.shape == (1, 2, 2, 4, 2) and result.model_loss.shape == (1, 2, 2, 4)
+    )
     # An unimportant child is dropped; an important, frequent child takes the dimension alone.
     # (Both held for every seed of the full sweep; margins are wide.)
     assert result.norm[0, 0, 0] < 0.2
@@ -48,7 +57,9 @@ def test_mean_over_models_is_a_huge_weight_decay():
     """The seed's trap: averaging the loss over N models = summing it with weight decay N times larger."""
     importance, conditional = torch.tensor([1.0, 3.0]), torch.tensor([0.1, 0.5])
     healthy = hierarchical_sweep([0.5], importance, conditional, n_seeds=4, steps=400, progress=False)
-    trapped = hierarchical_sweep([0.5], importance, conditional, n_seeds=4, steps=400, weight_decay=1e-4 * 16_000, progress=False)
+    trapped = hierarchical_sweep(
+        [0.5], importance, conditional, n_seeds=4, steps=400, weight_decay=1e-4 * 16_000, progress=False
+    )
     assert healthy.W.abs().amax(dim=-1).min() > 0.5  # every model represents a feature
     assert trapped.W.abs().max() < 0.1
 
@@ -62,19 +73,33 @@ def test_panel_diagnostics_counts_cells_and_signs():
     W[0, 1, 1] = torch.tensor([[-0.9, 1.2], [0.9, -1.2]])  # two antipodal models
     W[0, 0, 1] = torch.tensor([[0.0, 1.0], [0.05, 0.9]])  # the parent dropped: not sharing
     result = SweepResult(
-        p_feature1=torch.tensor([0.5]), importance_axis=torch.tensor([1.0, 2.0, 3.0]),
-        conditional_axis=torch.tensor([0.1, 1.0]), norm=norm, superposition=superposition,
-        loss=torch.zeros(1, 2, 3), W=W, b=torch.zeros(1, 2, 3, 2, 2), model_loss=torch.zeros(1, 2, 3, 2),
+        p_feature1=torch.tensor([0.5]),
+        importance_axis=torch.tensor([1.0, 2.0, 3.0]),
+        conditional_axis=torch.tensor([0.1, 1.0]),
+        norm=norm,
+        superposition=superposition,
+        loss=torch.zeros(1, 2, 3),
+        W=W,
+        b=torch.zeros(1, 2, 3, 2, 2),
+        model_loss=torch.zeros(1, 2, 3, 2),
     )
     row = panel_diagnostics(result).loc[0.5]
     assert (row["superposed"], row["own dimension"], row["dropped"], row["other"]) == (2, 1, 1, 2)
     assert row["antipodal"] == 0.75
-    assert row["corr(norm, sup)"] == pytest.approx(torch.corrcoef(torch.stack([norm.flatten(), superposition.flatten()]))[0, 1].item())
+    assert row["corr(norm, sup)"] == pytest.approx(
+        torch.corrcoef(torch.stack([norm.flatten(), superposition.flatten()]))[0, 1].item()
+    )
 
 
 @pytest.mark.parametrize(
     "norm, superposition, region",
-    [(0.1, 1.0, "dropped"), (1.1, 0.1, "own dimension"), (0.9, 0.8, "superposed"), (0.4, 0.5, "other"), (0.9, 0.4, "other")],
+    [
+        (0.1, 1.0, "dropped"),
+        (1.1, 0.1, "own dimension"),
+        (0.9, 0.8, "superposed"),
+        (0.4, 0.5, "other"),
+        (0.9, 0.4, "other"),
+    ],
 )
 def test_cell_region_uses_the_sources_cuts(norm, superposition, region):
     assert cell_region(norm, superposition) == region
@@ -82,30 +107,68 @@ def test_cell_region_uses_the_sources_cuts(norm, superposition, region):
 
 def test_nearest_cell_on_log_axes():
     axes = dict(importance_axis=torch.logspace(-1, 1, 40), conditional_axis=torch.logspace(-2, 0, 40))
-    result = SweepResult(p_feature1=torch.tensor([0.1, 0.9, 0.99]), norm=None, superposition=None, loss=None,
-                         W=None, b=None, model_loss=None, **axes)
+    result = SweepResult(
+        p_feature1=torch.tensor([0.1, 0.9, 0.99]),
+        norm=None,
+        superposition=None,
+        loss=None,
+        W=None,
+        b=None,
+        model_loss=None,
+        **axes,
+    )
     k, i, j = nearest_cell(result, 0.99, 0.03, 3.0)
     assert k == 2
     assert axes["conditional_axis"][i].item() == pytest.approx(0.0289, abs=1e-4)  # 10^(-2 + 18/39)
     assert axes["importance_axis"][j].item() == pytest.approx(3.07, abs=0.01)  # 10^(-1 + 58/39)
 
 
-def test_expected_loss_matches_monte_carlo():
-    generator = torch.Generator().manual_seed(0)
-    W, b = torch.randn(3, 2, generator=generator, dtype=torch.float64), 0.2 * torch.randn(3, 2, generator=generator, dtype=torch.float64)
-    p1, q = torch.tensor([0.3, 0.9, 0.6], dtype=torch.float64), torch.tensor([0.5, 0.1, 1.0], dtype=torch.float64)
-    importance = torch.tensor([[1.0, 2.0], [1.0, 0.5], [1.0, 1.0]], dtype=torch.float64)
-    exact = hierarchical_expected_loss(W, b, p1, q, importance, n_grid=256)
-    x = HierarchicalPairs(p1.float(), q.float()).sample(400_000, generator).double()  # (batch, 3, 2)
-    out = torch.relu(torch.einsum("nk,kf->nkf", (x * W).sum(-1), W) + b)
-    errors = ((out - x) ** 2 * importance).mean(-1)
-    estimate, stderr = errors.mean(0), errors.std(0) / math.sqrt(len(x))
-    assert ((exact - estimate).abs() < 5 * stderr).all(), (exact, estimate, stderr)
+def test_sweep_starts_every_weight_at_plus_or_minus_one_and_trains_it():
+    start = sign_start((6, 1, 2), seed=3)
+    assert start.abs().eq(1).all() and (start > 0).any() and (start < 0).any()
+    assert torch.equal(start, sign_start((6, 1, 2), seed=3))
+    result = hierarchical_sweep([0.5], torch.tensor([1.0]), torch.tensor([1.0]), n_seeds=4, steps=1, progress=False)
+    # one Adam step of lr 1e-2 moves each weight by at most about 1e-2 from its start
+    assert (result.W.abs() - 1).abs().max() < 0.011 and SOURCE_WEIGHT_DECAY == 5e-5
 
 
-def test_coactive_features_share_the_principal_direction():
-    optimum = hierarchical_optimum(torch.tensor([0.1]), torch.tensor([1.0]), torch.tensor([1.0]), n_starts=8, steps=600)
-    # Always active together, equal importance: W along (1, 1)/√2, and the loss of the linear answer,
-    # p1 · Var / 2 = 0.1 / 24 (the ReLU gains nothing when the features never appear alone).
-    assert math.isclose(optimum.loss.item(), 0.1 / 24, rel_tol=0.01)
-    assert torch.allclose(optimum.W[0].abs(), torch.full((2,), 2**-0.5, dtype=torch.float64), atol=0.02)
+def test_sharing_regimes_by_hand():
+    W = torch.tensor([[1.0, 0.05], [0.05, 1.0], [1.0, -1.25], [-0.9, -0.5], [0.2, 0.2], [0.0, 0.0]])
+    names = [REGIMES[i] for i in sharing_regimes(W)]
+    assert names == ["dropped", "own dimension", "antipodal", "same sign", "same sign", "dropped"]
+    assert sharing_regimes(W[None]).shape == (1, 6)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
+        sharing_regimes(torch.zeros(3, 1, 2).transpose(1, 2))
+
+
+def test_cell_regimes_drop_the_worst_seed_and_break_ties_by_the_best():
+    # one cell, 5 seeds: losses make seed 4 the worst (dropped) and seed 1 the best
+    W = torch.tensor([[1.0, 1.0], [1.0, -1.0], [1.0, -1.2], [1.0, 0.6], [1.0, -1.0]])[None]
+    loss = torch.tensor([[0.3, 0.1, 0.2, 0.25, 0.9]])
+    cells = cell_regimes(W, loss)
+    # kept: same, anti, anti, same -> a tie, broken by the best seed (1, antipodal)
+    assert REGIMES[cells.regime.item()] == "antipodal"
+    assert cells.agreement.item() == 0.5 and cells.child_norm.item() == 1.0  # the lower middle of (1.0, 1.2)
+    assert cells.counts.tolist() == [[0, 0, 2, 2]]
+
+
+def test_interior_cells_exclude_every_cell_next_to_another_regime():
+    regime = torch.tensor([[0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 1], [2, 2, 2, 2]])
+    assert interior_cells(regime).int().tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert interior_cells(torch.zeros(2, 3, 3, dtype=torch.long)).all()
+
+
+def test_exact_model_losses_follow_each_models_grid_point():
+    importance, conditional = torch.tensor([0.5, 3.0]), torch.tensor([0.1, 1.0])
+    result = hierarchical_sweep([0.2, 0.9], importance, conditional, n_seeds=2, steps=50, progress=False)
+    losses = exact_model_losses(result, weight_decay=1e-3)
+    k, i, j, s = 1, 0, 1, 1
+    expected = expected_loss(
+        result.W[k, i, j, s].double(),
+        result.b[k, i, j, s].double(),
+        torch.tensor(0.9, dtype=torch.float64),
+        torch.tensor(0.1, dtype=torch.float64),
+        torch.tensor([1.0, 3.0], dtype=torch.float64),
+        weight_decay=1e-3,
+    )
+    assert losses.shape == (2, 2, 2, 2) and losses[k, i, j, s].item() == pytest.approx(expected.item(), rel=1e-6)

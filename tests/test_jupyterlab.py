@@ -108,7 +108,11 @@ def lab(tmp_path_factory):
     log = (tmp / "server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}/"
     try:
@@ -154,7 +158,7 @@ FIGURE = ".jp-OutputArea-output.jp-RenderedPlotly"
 WIDGET_VIEW = ".jp-OutputArea-output:has(> .jupyter-widgets)"
 
 CELLS = """() => {
-    const FIGURE = '%s', WIDGET_VIEW = '%s';
+    const FIGURE = 'FIGURE_SELECTOR', WIDGET_VIEW = 'WIDGET_SELECTOR';
     const panel = window.jupyterapp.shell.currentWidget;
     return panel.content.widgets.map((cell, index) => ({index, cell}))
         .filter(({cell}) => cell.model.type === 'code')
@@ -177,7 +181,7 @@ CELLS = """() => {
                 text: node.innerText.slice(0, 200),
             })),
         }));
-}""" % (FIGURE, WIDGET_VIEW)
+}""".replace("FIGURE_SELECTOR", FIGURE).replace("WIDGET_SELECTOR", WIDGET_VIEW)
 
 FINISHED = """() => {
     const panel = window.jupyterapp.shell.currentWidget;
@@ -226,7 +230,8 @@ def run(lab) -> LabRun:
             # Figures draw asynchronously after their output arrives: give them a moment.
             page.wait_for_function(
                 f"() => [...document.querySelectorAll('{FIGURE}')].every((node) => node.querySelector('svg.main-svg'))",
-                timeout=60_000, polling=500,
+                timeout=60_000,
+                polling=500,
             )
             record.cells = page.evaluate(CELLS)
             save_screenshots(page)
@@ -256,15 +261,26 @@ def save_screenshots(page) -> None:
 def test_every_cell_ran_and_none_raised(run):
     assert run.cells, "the notebook showed no code cells"
     assert [cell["index"] for cell in run.cells if not cell["count"]] == [], "cells that never ran"
-    raised = {cell["index"]: f"{o['ename']}: {o['evalue']}" for cell in run.cells for o in cell["outputs"] if o["type"] == "error"}
+    raised = {
+        cell["index"]: f"{o['ename']}: {o['evalue']}"
+        for cell in run.cells
+        for o in cell["outputs"]
+        if o["type"] == "error"
+    }
     assert raised == {}, "cells that raised"
     assert run.page_errors == [], "uncaught errors in JupyterLab's page"
 
 
 def test_each_check_cell_says_not_done_yet(run):
     """The code cell after each stub cell shows the line; no other cell does."""
-    code = [index for index, cell in enumerate(nbformat.read(ROOT / NOTEBOOK, as_version=4).cells) if cell.cell_type == "code"]
-    stubs = [index for index, cell in enumerate(nbformat.read(ROOT / NOTEBOOK, as_version=4).cells) if STUB in cell.source]
+    code = [
+        index
+        for index, cell in enumerate(nbformat.read(ROOT / NOTEBOOK, as_version=4).cells)
+        if cell.cell_type == "code"
+    ]
+    stubs = [
+        index for index, cell in enumerate(nbformat.read(ROOT / NOTEBOOK, as_version=4).cells) if STUB in cell.source
+    ]
     checks = [code[code.index(stub) + 1] for stub in stubs]
     said = [cell["index"] for cell in run.cells if any("not done yet" in o["text"] for o in cell["outputs"])]
     assert said == checks and checks
@@ -276,11 +292,21 @@ def count(cell: dict, mimetype: str) -> int:
 
 def test_every_plotly_figure_drew(run):
     """Each plotly output of each cell is drawn by JupyterLab's plotly renderer: axes, traces, a height."""
-    assert sum(count(cell, PLOTLY) for cell in run.cells) >= 5, "chapter 1 shows its data, maps and dashboards as plotly figures"
-    missing = {cell["index"]: (count(cell, PLOTLY), len(cell["figures"])) for cell in run.cells if len(cell["figures"]) != count(cell, PLOTLY)}
+    assert sum(count(cell, PLOTLY) for cell in run.cells) >= 5, (
+        "chapter 1 shows its data, maps and dashboards as plotly figures"
+    )
+    missing = {
+        cell["index"]: (count(cell, PLOTLY), len(cell["figures"]))
+        for cell in run.cells
+        if len(cell["figures"]) != count(cell, PLOTLY)
+    }
     assert missing == {}, "cells whose plotly outputs are not all plots in the page: (outputs, plots)"
-    undrawn = {cell["index"]: figure for cell in run.cells for figure in cell["figures"]
-               if not (figure["svgs"] and figure["traces"] and figure["height"] > 100)}
+    undrawn = {
+        cell["index"]: figure
+        for cell in run.cells
+        for figure in cell["figures"]
+        if not (figure["svgs"] and figure["traces"] and figure["height"] > 100)
+    }
     assert undrawn == {}, "figures that did not draw"
 
 
@@ -288,10 +314,18 @@ def test_every_progress_bar_rendered_as_a_widget(run):
     """Each widget output (the training loops' tqdm bars) is drawn by the widget manager, not shown as text,
     and its bar ran to the end."""
     assert sum(count(cell, WIDGET) for cell in run.cells) >= 4, "chapter 1's four experiments train with progress bars"
-    missing = {cell["index"]: (count(cell, WIDGET), len(cell["widgets"])) for cell in run.cells if len(cell["widgets"]) != count(cell, WIDGET)}
+    missing = {
+        cell["index"]: (count(cell, WIDGET), len(cell["widgets"]))
+        for cell in run.cells
+        if len(cell["widgets"]) != count(cell, WIDGET)
+    }
     assert missing == {}, "cells whose widget outputs are not all widgets in the page: (outputs, widgets)"
-    unfinished = [(cell["index"], widget) for cell in run.cells for widget in cell["widgets"]
-                  if not (len(widget["bars"]) == 1 and widget["bars"][0]["success"] and widget["bars"][0]["width"] == "100%")]
+    unfinished = [
+        (cell["index"], widget)
+        for cell in run.cells
+        for widget in cell["widgets"]
+        if not (len(widget["bars"]) == 1 and widget["bars"][0]["success"] and widget["bars"][0]["width"] == "100%")
+    ]
     assert unfinished == [], "widgets that are not one finished progress bar: (cell, widget)"
 
 

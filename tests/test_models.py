@@ -235,3 +235,21 @@ def test_hand_gradients_train_as_well_as_autograd():
     assert gap < 3 * spread + 1e-4 * losses[False].mean(), (losses, gap, spread)
     with pytest.raises(ValueError, match="no fast path can train this model"):
         LinearToyModel(cfg, device="cpu").optimize(steps=1, progress=False, fast=True)
+
+
+@pytest.mark.parametrize("model_class", [NeuronModel, NeuronComputationModel, ReluComputationModel])
+def test_hand_step_draws_from_the_model_seed_not_the_global_stream(model_class):
+    """Two models built with one seed train to the same weights whatever torch's global stream
+    holds, and another seed gives other data: the hand-written step draws from the model's own
+    generator, as `generate_batch` does."""
+
+    def trained(seed, global_seed):
+        torch.manual_seed(global_seed)
+        model = model_class(ToyModelConfig(2, 6, 3), feature_probability=0.3, seed=seed, device="cpu")
+        model.optimize(steps=20, batch_size=16, lr=1e-2, progress=False)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(trained(0, global_seed=0), trained(0, global_seed=1))
+    other = model_class(ToyModelConfig(2, 6, 3), feature_probability=0.3, seed=1, device="cpu")
+    assert not torch.equal(other.step_gradients(16), model_class(ToyModelConfig(2, 6, 3), feature_probability=0.3,
+                                                                 seed=2, device="cpu").step_gradients(16))

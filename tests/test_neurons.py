@@ -76,7 +76,9 @@ def test_block_signature_labels_each_instance():
 def _neuron_model(n_inst=4, p=0.2, seed=0):
     from utils.models import NeuronModel, ToyModelConfig
 
-    return NeuronModel(ToyModelConfig(n_inst, 6, 3), feature_probability=p, importance=0.8 ** torch.arange(6), seed=seed, device="cpu")
+    return NeuronModel(
+        ToyModelConfig(n_inst, 6, 3), feature_probability=p, importance=0.8 ** torch.arange(6), seed=seed, device="cpu"
+    )
 
 
 def test_shared_sample_loss_gives_identical_models_identical_losses():

@@ -14,30 +14,35 @@ def weights(n_inst=3, d_hidden=4, n_features=5, seed=0):
 
 
 def bars_by_panel(fig):
+    """Bar traces per panel, keyed by (row, column) of the subplot grid."""
+    where = {}
+    for row, cells in enumerate(fig._grid_ref, 1):
+        for col, cell in enumerate(cells, 1):
+            if cell:
+                where[cell[0].trace_kwargs["xaxis"], cell[0].trace_kwargs["yaxis"]] = (row, col)
     panels = {}
     for trace in fig.data:
         assert isinstance(trace, go.Bar)
-        panels.setdefault((trace.xaxis, trace.yaxis), []).append(trace)
+        panels.setdefault(where[trace.xaxis, trace.yaxis], []).append(trace)
     return panels
 
 
-def test_one_bar_trace_per_feature_in_every_panel_with_the_right_weights():
+@pytest.mark.parametrize("n_cols, cells", [(None, [(1, 1), (1, 2), (1, 3)]), (2, [(1, 1), (1, 2), (3, 1)])])
+def test_one_bar_trace_per_feature_in_every_panel_with_the_right_weights(n_cols, cells):
     W1, W2 = weights()
     names = [f"I = {0.8**i:.2f}" for i in range(5)]
-    fig = plot_features_in_Nd_discrete(W1, W2, title="t", legend_names=names)
+    fig = plot_features_in_Nd_discrete(W1, W2, title="t", legend_names=names, n_cols=n_cols)
     panels = bars_by_panel(fig)
-    assert len(panels) == 2 * 3  # two rows (W1, W2) x three instances
+    assert len(panels) == 2 * 3  # W1 above W2, for three instances
     for traces in panels.values():
         assert [t.name for t in traces] == names
-    # panel order: row 1 instances 0..2 (W1), then row 2 (W2)
-    ordered = list(panels.values())
-    for k in range(3):
+    for k, (row, col) in enumerate(cells):  # instance k: W1 in (row, col), W2 just below
         for i in range(5):
-            assert torch.allclose(torch.tensor(ordered[k][i].y, dtype=torch.float32), W1[k, :, i])
-            assert torch.allclose(torch.tensor(ordered[3 + k][i].y, dtype=torch.float32), W2[k, i, :])
-            assert list(ordered[k][i].x) == [0, 1, 2, 3]
+            assert torch.allclose(torch.tensor(panels[row, col][i].y, dtype=torch.float32), W1[k, :, i])
+            assert torch.allclose(torch.tensor(panels[row + 1, col][i].y, dtype=torch.float32), W2[k, i, :])
+            assert list(panels[row, col][i].x) == [0, 1, 2, 3]
     assert fig.layout.barmode == "relative"  # positive weights stack up, negative down
-    assert fig.layout.title.text == "t"
+    assert fig.layout.meta["title"] == "t"
 
 
 def test_colours_are_fixed_per_feature_and_the_legend_lists_each_feature_once():
@@ -87,5 +92,7 @@ def test_bad_names_raise():
         plot_features_in_Nd_discrete(W1, W2, legend_names=["a"])
     with pytest.raises(ValueError, match="one title per instance"):
         plot_features_in_Nd_discrete(W1, W2, subplot_titles=["a"])
+    with pytest.raises(ValueError, match="n_cols"):
+        plot_features_in_Nd_discrete(W1, W2, n_cols=0)
     # NumPy weights are drawn like tensors (every figure accepts them, utils.plots.inputs)
     assert plot_features_in_Nd_discrete(W1.numpy(), W2).to_json() == plot_features_in_Nd_discrete(W1, W2).to_json()

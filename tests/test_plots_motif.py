@@ -38,7 +38,9 @@ def test_asymmetry_places_the_hand_built_pair():
 
 def test_frequency_plot_draws_one_line_per_colour_value():
     has = torch.tensor([True, False, True, True, False, False])
-    table = motif.frequency_table(has, p=torch.tensor([0.1, 0.1, 0.2, 0.2, 0.1, 0.2]), decay=torch.tensor([0.7, 0.7, 0.7, 0.7, 0.8, 0.8]))
+    table = motif.frequency_table(
+        has, p=torch.tensor([0.1, 0.1, 0.2, 0.2, 0.1, 0.2]), decay=torch.tensor([0.7, 0.7, 0.7, 0.7, 0.8, 0.8])
+    )
     fig = plots.plot_motif_frequency(table, x="p", colour="decay")
     assert [t.name for t in fig.data] == ["decay = 0.7", "decay = 0.8"]
     assert list(fig.data[0].y) == [0.5, 1.0] and list(fig.data[1].y) == [0.0, 0.0]
@@ -55,13 +57,3 @@ def test_trace_plot_stacks_the_parts_of_output_j():
     assert fig.layout.barmode == "relative"
     with pytest.raises(ValueError, match="make it with utils.motif.trace_motif"):
         plots.plot_motif_trace(trace.drop(columns=["pre_j"]))
-
-
-def test_ablation_plot_has_three_boxes():
-    model = motif.model_with_weights(*motif.hand_built_motif(), feature_probability=0.3)
-    results = motif.ablation_study(model, motif.find_motifs(model.W1, model.W2), batch_size=256, n_controls=2)
-    fig = plots.plot_ablation(results)
-    assert [t.name for t in fig.data] == ["intact", "inhibitors removed", "random other neurons removed"]
-    assert fig.data[1].y[0] > 0.5 > fig.data[0].y[0]
-    with pytest.raises(ValueError, match="make them with utils.motif.ablation_study"):
-        plots.plot_ablation(results.drop(columns=["loss, control"]))

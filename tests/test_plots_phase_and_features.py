@@ -16,6 +16,7 @@ from utils.plots import (
     plot_phase_diagram,
 )
 from utils.plots.features import grouped_order
+from utils.plots.layout import titles_height
 from utils.plots.phase import CORNER_COLOURS
 
 
@@ -85,7 +86,17 @@ def test_phase_diagram_grid_of_panels():
     assert len(heatmaps(fig)) == 10  # nine panels and the legend square
     titles = [a.text for a in fig.layout.annotations]
     assert "panel 8" in titles and "colour legend" in titles
-    assert fig.layout.width is None and fig.layout.height == 3 * 260 + 110  # the width follows the page
+    assert fig.layout.width is None  # the width follows the page
+    # three rows of panels, each as tall; the legend square sits at the top of the first row
+    panels = [fig.get_subplot(row, col) for row in (1, 2, 3) for col in (1, 2, 3)]
+    rows = sorted({tuple(panel.yaxis.domain) for panel in panels}, reverse=True)
+    assert len(rows) == 3 and len({round(top - bottom, 9) for bottom, top in rows}) == 1
+    legend = fig.get_subplot(1, 4).yaxis.domain
+    assert legend[1] == pytest.approx(rows[0][1]) and legend[0] > rows[0][0]
+    # tick labels only on the left column and under the bottom row; one x and one y title in all
+    assert [panel.yaxis.showticklabels for panel in panels] == [True, False, False] * 3
+    assert [panel.xaxis.showticklabels for panel in panels] == [False] * 6 + [True] * 3
+    assert titles.count("x") == 1 and titles.count("y") == 1
 
 
 @pytest.mark.parametrize(
@@ -215,5 +226,8 @@ def test_figures_set_a_height_and_leave_the_width_to_the_page():
     for name, fig in figures.items():
         assert fig.layout.width is None, f"{name} sets a width"
         assert fig.layout.height is not None, f"{name} sets no height"
-    assert figures["features in 2D"].layout.height == 200 + 90
-    assert figures["cosine similarities"].layout.height == 300
+    # the plot areas keep the height asked for; titles and legends add what they need around them
+    two_d = figures["features in 2D"].layout
+    assert two_d.height - two_d.margin.t - two_d.margin.b == pytest.approx(200 - titles_height(["instance 0"]), abs=1)
+    cosine = figures["cosine similarities"].layout
+    assert cosine.height - cosine.margin.t - cosine.margin.b == pytest.approx(300 - 130, abs=1)

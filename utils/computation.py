@@ -144,7 +144,10 @@ def _error_sums(y: torch.Tensor, x: torch.Tensor, power: float) -> tuple[torch.T
     """Sums over the batch of |y_j - ReLU(x_j)|^power on the samples where feature j is active and where it
     is not, and the number of active samples: `y, x: (batch, inst, feats) -> 3 x (inst, feats)` (float64)."""
     if not (isinstance(y, torch.Tensor) and isinstance(x, torch.Tensor)) or y.shape != x.shape or x.dim() != 3:
-        raise ValueError(f"y and x must be tensors of the same shape (batch, inst, feats), got {getattr(y, 'shape', y)} and {getattr(x, 'shape', x)}")
+        raise ValueError(
+            f"y and x must be tensors of the same shape (batch, inst, feats), got {getattr(y, 'shape', y)} and "
+            f"{getattr(x, 'shape', x)}"
+        )
     active = x != 0
     error = (y - torch.relu(x)).abs().double() ** power
     return (error * active).sum(dim=0), (error * ~active).sum(dim=0), active.sum(dim=0).double()
@@ -268,7 +271,9 @@ def frame_spectrum(W: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(U @ U.transpose(1, 2)).flip(-1).float()
 
 
-def random_frame_spectra(n_features: int, d_hidden: int, n_frames: int = 1000, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_frame_spectra(
+    n_features: int, d_hidden: int, n_frames: int = 1000, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """`frame_spectrum` of `n_frames` frames of `n_features` independent uniformly random directions in
     `d_hidden` dimensions: `(n_frames, d_hidden)`, largest first."""
     for value, name in ((n_features, "n_features"), (d_hidden, "d_hidden"), (n_frames, "n_frames")):
@@ -296,7 +301,9 @@ def weakest_readout(W_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     `W_out: (inst, feats, d_hidden) -> direction (inst, d_hidden), singular values (inst, d_hidden)`.
     """
     if not isinstance(W_out, torch.Tensor) or W_out.dim() != 3:
-        raise ValueError(f"W_out must have shape (inst, feats, d_hidden), got {getattr(W_out, 'shape', type(W_out).__name__)}")
+        raise ValueError(
+            f"W_out must have shape (inst, feats, d_hidden), got {getattr(W_out, 'shape', type(W_out).__name__)}"
+        )
     _, singular, Vh = torch.linalg.svd(W_out.detach().double().cpu(), full_matrices=False)
     return Vh[:, -1].float(), singular.float()
 
@@ -307,7 +314,9 @@ def cross_gains_through(W_in: torch.Tensor, W_out: torch.Tensor, v: torch.Tensor
     W_in, W_out = _pair(W_in, W_out)
     v = v.detach().float().to(W_in.device)
     v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return torch.einsum("kjh,kh->kj", W_out, v)[:, :, None] * torch.einsum("kh,khi->ki", v, torch.relu(W_in))[:, None, :]
+    return (
+        torch.einsum("kjh,kh->kj", W_out, v)[:, :, None] * torch.einsum("kh,khi->ki", v, torch.relu(W_in))[:, None, :]
+    )
 
 
 def _term_moments(a: torch.Tensor, b: torch.Tensor, p: float) -> list[torch.Tensor]:
@@ -354,7 +363,11 @@ def additive_error(W_in: torch.Tensor, W_out: torch.Tensor, feature_probability:
 
 
 def mean_field_gain(
-    W_in: torch.Tensor, W_out: torch.Tensor, feature_probability: float, power: int = 4, gains: torch.Tensor | None = None
+    W_in: torch.Tensor,
+    W_out: torch.Tensor,
+    feature_probability: float,
+    power: int = 4,
+    gains: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The common gain g that minimises the full objective in a mean-field model of the learned geometry.
 
@@ -370,7 +383,11 @@ def mean_field_gain(
     check_probability(torch.tensor(float(feature_probability)), "feature_probability")
     W_in, W_out = _pair(W_in, W_out)
     W_in, W_out = W_in.double().cpu(), W_out.double().cpu()
-    gains = torch.linspace(1e-3, 1.5, 1500, dtype=torch.float64) if gains is None else torch.as_tensor(gains, dtype=torch.float64)
+    gains = (
+        torch.linspace(1e-3, 1.5, 1500, dtype=torch.float64)
+        if gains is None
+        else torch.as_tensor(gains, dtype=torch.float64)
+    )
     n = W_in.shape[2]
     G_plus = torch.einsum("kjh,khi->kji", W_out, torch.relu(W_in))
     G_minus = torch.einsum("kjh,khi->kji", W_out, torch.relu(-W_in))
@@ -382,7 +399,9 @@ def mean_field_gain(
     a_hat, b_hat = G_plus[:, off] / scale[:, None], G_minus[:, off] / scale[:, None]  # (inst, n(n-1))
     # the k-th moment of a response scales as g^k: average the unit-gain moments over the entries once
     unit = [m.mean(dim=1) for m in _term_moments(a_hat, b_hat, feature_probability)]  # k = 1..4, each (inst,)
-    interference = [(n - 1) * c for c in _cumulants([m[:, None] * gains[None, :] ** k for k, m in enumerate(unit, start=1)])]
+    interference = [
+        (n - 1) * c for c in _cumulants([m[:, None] * gains[None, :] ** k for k, m in enumerate(unit, start=1)])
+    ]
     own = _cumulants(_term_moments(gains[None, :] - 1, gains[None, :] * leak_ratio[:, None], feature_probability))
     objective = _moment_from_cumulants([x + y for x, y in zip(interference, own)], power)
     return gains[objective.argmin(dim=1)].float(), objective.float()

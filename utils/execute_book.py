@@ -10,8 +10,8 @@ kernel gets cores / N threads (OMP_NUM_THREADS): two kernels with two threads ea
 wait on each other (chapter 1 measured 141 s of CPU instead of 23 s). The cache is emptied first,
 so a changed `utils/` is always picked up.
 
-Exits with status 1, printing the failing cell's traceback, if any notebook raises (every
-chapter's claims are assertions, so this is the grading run).
+Exits with status 1, printing the failing cell's traceback, if any notebook raises or its kernel
+dies (every chapter's claims are assertions, so this is the grading run).
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.executors.utils import create_cache_bundle
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from utils.plots.renderer import BOOK_BUILD_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path("_build") / ".jupyter_cache"
@@ -53,7 +55,8 @@ def execute_into_cache(root: Path, jobs: int, timeout: int = 900) -> dict[Path, 
     records = [cache.add_nb_to_project(str(path)) for path in toc_notebooks(root)]
 
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    # figures render for the book (utils.plots.renderer), as in the kernels the build itself would start
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, BOOK_BUILD_ENV: "1"}
 
     def run(record) -> tuple[Path, float | str]:
         project_nb = cache.get_project_notebook(record.pk)
@@ -66,6 +69,8 @@ def execute_into_cache(root: Path, jobs: int, timeout: int = 900) -> dict[Path, 
             client.execute(env=env)
         except (CellExecutionError, CellTimeoutError) as error:
             return Path(record.uri), str(error)
+        except DeadKernelError as error:  # the kernel died (out of memory, a crash): the other chapters go on
+            return Path(record.uri), f"the kernel died: {error}"
         bundle = create_cache_bundle(project_nb, cwd, None, time.perf_counter() - start, None)
         cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
         return Path(record.uri), time.perf_counter() - start

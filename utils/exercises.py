@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
     if not any((args.root / "solutions").glob("*.ipynb")):
-        print(f"error: no solution notebooks in {args.root / 'solutions'}: nothing to generate or check", file=sys.stderr)
+        print(
+            f"error: no solution notebooks in {args.root / 'solutions'}: nothing to generate or check", file=sys.stderr
+        )
         return 2
     try:
         if args.check:

@@ -266,7 +266,8 @@ def _inst_first_batch(
     model: ToyModelBase, batch_size: int, generator: torch.Generator | None, batch: torch.Tensor | None
 ) -> torch.Tensor:
     """A batch `(inst, batch, feats)` for a hand-written training step: `batch: (batch, inst, feats)`
-    transposed when given, else a fresh draw from the model's independent sparse features."""
+    transposed when given, else a fresh draw from the model's independent sparse features on
+    `generator`, by default the model's own (as `generate_batch`)."""
     if batch is not None:
         model.check_input(batch)
         return batch.transpose(0, 1).contiguous()
@@ -274,6 +275,7 @@ def _inst_first_batch(
         raise ValueError(
             f"step_gradients draws independent sparse features, but the model's law is {type(model.data).__name__}"
         )
+    generator = generator if generator is not None else model.generator
     return sample_sparse_uniform_inst_first(model.feature_probability, batch_size, *model.value_range, generator)
 
 

@@ -89,20 +89,31 @@ def plain_markdown(source: str, bibliography: dict[str, Work]) -> str:
     for number, line in enumerate(source.split("\n"), start=1):
         opening = FENCE.match(line)
         if fence is not None:  # inside a code block: copy up to its closing fence
-            if opening and opening["fence"][0] == fence[0] and len(opening["fence"]) >= len(fence) and not opening["info"].strip():
+            if (
+                opening
+                and opening["fence"][0] == fence[0]
+                and len(opening["fence"]) >= len(fence)
+                and not opening["info"].strip()
+            ):
                 fence = None
             out.append(line)
             continue
         if opening:
             info = opening["info"].strip()
             if opening["fence"][0] == ":" or info.startswith("{"):
-                raise MystError(f"line {number}: the MyST directive {line.strip()!r} shows as raw text in Jupyter; write it in plain Markdown")
+                raise MystError(
+                    f"line {number}: the MyST directive {line.strip()!r} shows as raw text in Jupyter; write it in "
+                    "plain Markdown"
+                )
             fence = opening["fence"]
             out.append(line)
             continue
         if TARGET.match(line):
-            raise MystError(f"line {number}: the MyST target {line.strip()!r} shows as raw text in Jupyter; remove it or link another way")
-        out.append(ROLE.sub(lambda match: _role(match, number, bibliography), line))
+            raise MystError(
+                f"line {number}: the MyST target {line.strip()!r} shows as raw text in Jupyter; remove it or link "
+                "another way"
+            )
+        out.append(ROLE.sub(lambda match, number=number: _role(match, number, bibliography), line))
     return "\n".join(out)
 
 

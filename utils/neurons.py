@@ -114,7 +114,9 @@ def abs_pairs(W1: torch.Tensor, W2: torch.Tensor, threshold: float = 0.2, purity
     W2 = _weights(W2, "W2", "(inst, feats, d_hidden)")
     n_inst, d_hidden, n_features = W1.shape
     if tuple(W2.shape) != (n_inst, n_features, d_hidden):
-        raise ValueError(f"W2 must have shape (inst, feats, d_hidden) = {(n_inst, n_features, d_hidden)}, got {tuple(W2.shape)}")
+        raise ValueError(
+            f"W2 must have shape (inst, feats, d_hidden) = {(n_inst, n_features, d_hidden)}, got {tuple(W2.shape)}"
+        )
     owned = significant(W1, threshold) & (W1**2 / (W1**2).sum(dim=2, keepdim=True).clamp_min(_EPS) > purity)
     writes = W2.transpose(1, 2) > threshold * W2.abs().amax(dim=(1, 2), keepdim=True).clamp_min(_EPS)
     reads_up = (owned & (W1 > 0) & writes).any(dim=1)
@@ -129,7 +131,9 @@ def block_signature(W: torch.Tensor, threshold: float = 0.2) -> list[str]:
 
 
 @torch.no_grad()
-def shared_sample_loss(model, n_samples: int = 100_000, chunk: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
+def shared_sample_loss(
+    model, n_samples: int = 100_000, chunk: int = 4096, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Each instance's loss on one shared draw of uniforms: `-> (inst,)`.
 
     Instances with the same feature probabilities see exactly the same inputs, so differences between
@@ -144,7 +148,9 @@ def shared_sample_loss(model, n_samples: int = 100_000, chunk: int = 4096, gener
     total = torch.zeros(model.cfg.n_inst, dtype=torch.float64, device=p.device)
     for start in range(0, n_samples, chunk):
         size = min(chunk, n_samples - start)
-        u = torch.rand(size, 1, model.cfg.n_features, generator=generator, device=p.device).expand(-1, model.cfg.n_inst, -1)
+        u = torch.rand(size, 1, model.cfg.n_features, generator=generator, device=p.device).expand(
+            -1, model.cfg.n_inst, -1
+        )
         x = sparse_from_uniform(u, p, low, high)
         total += model.loss_per_instance(model(x), x).double() * size
     return (total / n_samples).float().cpu()

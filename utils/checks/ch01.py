@@ -26,7 +26,9 @@ from utils.models import LinearToyModel, ToyModelConfig
 from utils.train import train_on_dataset
 
 
-def reference_importance_weighted_mse(out: torch.Tensor, target: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+def reference_importance_weighted_mse(
+    out: torch.Tensor, target: torch.Tensor, importance: torch.Tensor
+) -> torch.Tensor:
     """The library's answer to exercise 1.3: `(batch, inst, feats)` twice and `(inst, feats)` -> `(inst,)`."""
     return (importance * (out - target) ** 2).mean(dim=(0, 2))
 
@@ -46,7 +48,9 @@ def check_generate_data(generate_data) -> None:
     """`generate_data(n_points, n_features, sparsity)`: shape, dtype, zero rates, value law, independence."""
     require_function(generate_data, "generate_data")
     x = call_learner("generate_data", generate_data, 10)
-    assert_tensor(x, "generate_data(10)", (10, 2), "(n_points, n_features) with the defaults n_features=2", torch.float32)
+    assert_tensor(
+        x, "generate_data(10)", (10, 2), "(n_points, n_features) with the defaults n_features=2", torch.float32
+    )
     if (x == 0).any():
         raise AssertionError("with the default sparsity=0 no feature should be zero, but some are")
 
@@ -123,9 +127,8 @@ def check_linear_model(learner_class) -> None:
                 "every instance uses instance 0's weights W[0]: use each instance's own W[i]": torch.einsum(
                     "bif,hf->bih", x, W[0]
                 ),
-                "h sums over the weights of every instance: contract feats only, keeping the instance index": torch.einsum(
-                    "bif,jhf->bih", x, W
-                ),
+                "h sums over the weights of every instance: contract feats only, keeping the instance "
+                "index": torch.einsum("bif,jhf->bih", x, W),
             },
         )
         assert_differentiable(h, model.W, torch.einsum("bif->if", x)[:, None, :].expand_as(W), "hidden(x)")
@@ -147,7 +150,9 @@ def check_linear_model(learner_class) -> None:
             },
         )
         assert_differentiable(out, model.b_final, torch.full_like(b, float(h.shape[0])), "decode(h)")
-        assert_close(call_learner("forward", model, x).detach(), reference(x).detach(), "forward(x)", "(batch, inst, feats)")
+        assert_close(
+            call_learner("forward", model, x).detach(), reference(x).detach(), "forward(x)", "(batch, inst, feats)"
+        )
     passed("the linear model")
 
 
@@ -172,19 +177,23 @@ def check_importance_weighted_mse(importance_weighted_mse) -> None:
         "(inst,)",
         rule="It should be the mean over batch and features of importance · (out - target)², one number per instance.",
         mistakes={
-            "it sums over the features: take the mean over batch *and* features": (importance * error**2).sum(2).mean(0),
+            "it sums over the features: take the mean over batch *and* features": (importance * error**2)
+            .sum(2)
+            .mean(0),
             "it sums over the batch: take the mean": (importance * error**2).sum(0).mean(1),
-            "it ignores the importance: multiply each squared error by its feature's importance": (error**2).mean(dim=(0, 2)),
-            "it squares the importance too: the importance multiplies the squared error": ((importance * error) ** 2).mean(
+            "it ignores the importance: multiply each squared error by its feature's importance": (error**2).mean(
                 dim=(0, 2)
             ),
+            "it squares the importance too: the importance multiplies the squared error": (
+                (importance * error) ** 2
+            ).mean(dim=(0, 2)),
             "it uses the absolute error: square it": (importance * error.abs()).mean(dim=(0, 2)),
             "it takes a square root (RMSE): the loss is the mean squared error itself": (importance * error**2)
             .mean(dim=(0, 2))
             .sqrt(),
-            "every instance uses instance 0's importances: use importance[i] for instance i": (importance[0] * error**2).mean(
-                dim=(0, 2)
-            ),
+            "every instance uses instance 0's importances: use importance[i] for instance i": (
+                importance[0] * error**2
+            ).mean(dim=(0, 2)),
         },
     )
     expected_grad = 2 * importance * error / (error.shape[0] * error.shape[2])
@@ -255,9 +264,8 @@ def check_train(train) -> None:
         rule=f"It should be, at each step, each instance's importance-weighted MSE before that step's update, "
         f"training with torch.optim.Adam(model.parameters(), lr={lr}) on the sum of the instances' losses.",
         mistakes={
-            "the gradients are never zeroed, so they accumulate across steps: call optimizer.zero_grad() every step": run(
-                zero_grad=False
-            ),
+            "the gradients are never zeroed, so they accumulate across steps: call optimizer.zero_grad() every "
+            "step": run(zero_grad=False),
             "a new optimizer is created at every step, which restarts Adam's running averages: create it once, "
             "before the loop": run(optimizer_every_step=True),
             "each loss is recorded after the update: record the loss computed before optimizer.step()": run(

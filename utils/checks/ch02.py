@@ -104,13 +104,12 @@ def _check_generate_batch(learner: ToyModel) -> None:
                 n,
                 f"the fraction of active (non-zero) values of feature {i} in instance {k} (feature_probability {p:g})",
                 {
-                    "a feature is *active* (non-zero) with probability feature_probability; yours is active with 1 - p": 1 - p,
-                    "every instance uses instance 0's probabilities: use the whole (inst, feats) feature_probability": _PROBABILITY[
-                        0, i
-                    ].item(),
-                    "every feature uses feature 0's probability: use the whole (inst, feats) feature_probability": _PROBABILITY[
-                        k, 0
-                    ].item(),
+                    "a feature is *active* (non-zero) with probability feature_probability; yours is active with 1 - "
+                    "p": 1 - p,
+                    "every instance uses instance 0's probabilities: use the whole (inst, feats) "
+                    "feature_probability": _PROBABILITY[0, i].item(),
+                    "every feature uses feature 0's probability: use the whole (inst, feats) "
+                    "feature_probability": _PROBABILITY[k, 0].item(),
                 },
             )
     assert_independent_activity(active, _PROBABILITY, what)
@@ -157,10 +156,12 @@ def _check_calculate_loss(learner: ToyModel) -> None:
         mistakes={
             "it averages over instances: sum them, so each instance trains as if alone": weighted.mean(),
             "it sums over features: take the mean over batch and features": weighted.mean(dim=0).sum(),
-            "it ignores the importances: weight each squared error by self.importance": (error**2).mean(dim=(0, 2)).sum(),
-            "it squares the importance too: the importance multiplies the squared error": (
-                (_IMPORTANCE * error) ** 2
-            ).mean(dim=(0, 2)).sum(),
+            "it ignores the importances: weight each squared error by self.importance": (error**2)
+            .mean(dim=(0, 2))
+            .sum(),
+            "it squares the importance too: the importance multiplies the squared error": ((_IMPORTANCE * error) ** 2)
+            .mean(dim=(0, 2))
+            .sum(),
         },
     )
     assert_differentiable(got, out, 2 * _IMPORTANCE * error / (64 * _CFG.n_features), "calculate_loss(out, batch)")

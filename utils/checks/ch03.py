@@ -61,7 +61,9 @@ def check_dimensionality(fn) -> None:
     given = W.clone()
     got = call_learner("dimensionality", fn, given)
     if not torch.equal(given, W):
-        raise AssertionError("dimensionality modified its input W: compute on new tensors (no in-place operations on W)")
+        raise AssertionError(
+            "dimensionality modified its input W: compute on new tensors (no in-place operations on W)"
+        )
     expected = metrics.dimensionality(W)
     assert_tensor(got, "dimensionality(W)", tuple(expected.shape), "(inst, feats)")
     zero_columns = W.norm(dim=1) == 0
@@ -92,9 +94,7 @@ def check_dimensionality(fn) -> None:
             ),
             "the numerator is ‖W_i‖, not ‖W_i‖²": _guarded(norms, (overlaps**2).sum(-1)),
             "the overlaps are not squared: Σ_j (Ŵ_i · W_j)²": _guarded(norms**2, overlaps.abs().sum(-1)),
-            "unlearned features (zero columns) get 1: they should get 0": torch.where(
-                zero_columns, 1.0, expected
-            ),
+            "unlearned features (zero columns) get 1: they should get 0": torch.where(zero_columns, 1.0, expected),
             "the overlaps mix instances: contract only over d_hidden, within each instance": _guarded(
                 norms**2, (mixed**2).sum(-1)
             ),
@@ -167,7 +167,8 @@ def _check_feature_rates(active: torch.Tensor, what: str, extra: dict[str, float
                 active[:, k, i].float().mean().item(),
                 p,
                 _PAIR_BATCH,
-                f"{what}: the fraction of samples where feature {i} (pair {i // 2}, p = {p:g}) of instance {k} is active",
+                f"{what}: the fraction of samples where feature {i} (pair {i // 2}, p = {p:g}) of instance {k} is "
+                "active",
                 {
                     "every instance uses instance 0's probabilities": _PAIR_PROBABILITY[0, i // 2].item(),
                     "feature i uses probability p[i % n_pairs] (torch.repeat): feature 2k and 2k + 1 both use pair k's "
@@ -193,7 +194,8 @@ def _check_values(batch: torch.Tensor, active: torch.Tensor, what: str) -> None:
                     "p, or draw the values separately": (0.0, p),
                     "the value reuses the number u < 2p that made the pair active, so it lies in [0, 2p): divide it "
                     "by 2p, or draw the values separately": (0.0, 2 * p),
-                    "the value reuses the number p <= u < 2p that chose the second feature: subtract p and divide by p, "
+                    "the value reuses the number p <= u < 2p that chose the second feature: subtract p and divide by "
+                    "p, "
                     "or draw the values separately": (p, 2 * p),
                     "the values are uniform on [-1, 1]: this law is uniform on [0, 1] (torch.rand)": (-1.0, 1.0),
                 },
@@ -212,7 +214,8 @@ def check_correlated_generator(fn) -> None:
     mismatch = (first != second).float().mean().item()
     if mismatch > 0:
         raise AssertionError(
-            f"{what}: in {100 * mismatch:.1f}% of (sample, pair) cases one feature of a pair is active and the other not; "
+            f"{what}: in {100 * mismatch:.1f}% of (sample, pair) cases one feature of a pair is active and the other "
+            "not; "
             "correlated features are active together: draw one 'is the pair active?' number per pair, not per feature"
         )
     _check_feature_rates(active, what)
@@ -237,8 +240,9 @@ def check_correlated_generator(fn) -> None:
 
 @learner_check(reference_anticorrelated_batch, "anticorrelated pairs (`utils.data.AnticorrelatedPairs`)")
 def check_anticorrelated_generator(fn) -> None:
-    """Check `fn(feature_probability, batch_size) -> (batch, inst, 2 * n_pairs)` against `utils.data.AnticorrelatedPairs`:
-    each feature is active with probability p and never together with its partner; pairs are independent."""
+    """Check `fn(feature_probability, batch_size) -> (batch, inst, 2 * n_pairs)` against
+    `utils.data.AnticorrelatedPairs`: each feature is active with probability p and never together
+    with its partner; pairs are independent."""
     what = "generate_anticorrelated_batch"
     batch = _pair_batch(fn, what)
     active = batch != 0

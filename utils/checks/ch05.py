@@ -44,8 +44,12 @@ def check_neuron_model(cls) -> None:
         rule="It should be h = ReLU(W x): neuron h of instance k is ReLU(Σ_i W[k, h, i] x[..., k, i]).",
         mistakes={
             "there is no ReLU on the neurons: h = ReLU(W x)": pre,
-            "the ReLU is applied to the input, W ReLU(x): apply it to W x": torch.einsum("bif,ihf->bih", torch.relu(x), W),
-            "the ReLU is applied to the weights, ReLU(W) x: apply it to W x": torch.einsum("bif,ihf->bih", x, torch.relu(W)),
+            "the ReLU is applied to the input, W ReLU(x): apply it to W x": torch.einsum(
+                "bif,ihf->bih", torch.relu(x), W
+            ),
+            "the ReLU is applied to the weights, ReLU(W) x: apply it to W x": torch.einsum(
+                "bif,ihf->bih", x, torch.relu(W)
+            ),
             "it takes |W x|: a ReLU keeps the positive part only": pre.abs(),
             "every instance uses instance 0's weights W[0]": torch.relu(torch.einsum("bif,hf->bih", x, W[0])),
         },
@@ -60,7 +64,10 @@ def check_neuron_model(cls) -> None:
         rule="hidden must work for any leading dimensions: write '...' for them in einsum",
     )
     assert_close(
-        call_learner("forward", model, x).detach(), reference(x).detach(), "forward(x)", "(batch, inst, feats)",
+        call_learner("forward", model, x).detach(),
+        reference(x).detach(),
+        "forward(x)",
+        "(batch, inst, feats)",
         rule="The read-out is unchanged: ReLU(Wᵀ h + b_final), through the inherited decode.",
     )
     passed("NeuronModel")
@@ -83,7 +90,8 @@ def _check_forward(model, reference, x: torch.Tensor) -> None:
         torch.relu(pre + b),
         "forward(x)",
         "(batch, inst, feats)",
-        rule="It should be x' = ReLU(W2 ReLU(W1 x) + b_final) with W1: (inst, d_hidden, feats), W2: (inst, feats, d_hidden).",
+        rule="It should be x' = ReLU(W2 ReLU(W1 x) + b_final) with W1: (inst, d_hidden, feats), W2: (inst, feats, "
+        "d_hidden).",
         mistakes={
             "there is no ReLU at the output: x' = ReLU(W2 h + b_final)": pre + b,
             "the bias is missing: add b_final before the output ReLU": torch.relu(pre),
@@ -124,9 +132,8 @@ def _check_generate_batch(model) -> None:
                 f"the fraction of active (non-zero) values of feature {i} in instance {k} (feature_probability {p:g})",
                 {
                     "a feature is active with probability feature_probability; yours is active with 1 - p": 1 - p,
-                    "every instance uses instance 0's probabilities: use the whole (inst, feats) feature_probability": _P[
-                        0, i
-                    ].item(),
+                    "every instance uses instance 0's probabilities: use the whole (inst, feats) "
+                    "feature_probability": _P[0, i].item(),
                     "every feature uses feature 0's probability: use the whole (inst, feats) feature_probability": _P[
                         k, 0
                     ].item(),
@@ -145,7 +152,10 @@ def _check_generate_batch(model) -> None:
                 f"{what}: the active values of feature {i} in instance {k} (feature_probability {p:g})",
                 {
                     "the values are uniform on [0, 1]: draw them on [-1, 1], as 2u - 1": (0.0, 1.0),
-                    "the values are uniform on [-0.5, 0.5] (u - 0.5): the law is uniform on [-1, 1], 2u - 1": (-0.5, 0.5),
+                    "the values are uniform on [-0.5, 0.5] (u - 0.5): the law is uniform on [-1, 1], 2u - 1": (
+                        -0.5,
+                        0.5,
+                    ),
                     "the value reuses the number u < p that made the feature active: 2u/p - 1, or draw the value "
                     "with a second torch.rand": (-1.0, 2 * p - 1),
                 },
@@ -169,17 +179,19 @@ def _check_loss(model) -> None:
         "(inst,)",
         rule="It should be the mean over batch and features of importance · (out - |x|)², one number per instance.",
         mistakes={
-            "it compares the output with x: the target of this model is |x|": (importance * (out.detach() - batch) ** 2).mean(
-                dim=(0, 2)
-            ),
+            "it compares the output with x: the target of this model is |x|": (
+                importance * (out.detach() - batch) ** 2
+            ).mean(dim=(0, 2)),
             "the target is ReLU(x): it is |x|, which is ReLU(x) + ReLU(-x)": (
                 importance * (out.detach() - torch.relu(batch)) ** 2
             ).mean(dim=(0, 2)),
-            "it ignores the importances: weight each feature's squared error by self.importance": (error**2).mean(dim=(0, 2)),
-            "it sums over features: take the mean over batch and features": (importance * error**2).mean(dim=0).sum(-1),
-            "it squares the importance too: the importance multiplies the squared error": ((importance * error) ** 2).mean(
+            "it ignores the importances: weight each feature's squared error by self.importance": (error**2).mean(
                 dim=(0, 2)
             ),
+            "it sums over features: take the mean over batch and features": (importance * error**2).mean(dim=0).sum(-1),
+            "it squares the importance too: the importance multiplies the squared error": (
+                (importance * error) ** 2
+            ).mean(dim=(0, 2)),
         },
     )
     assert_differentiable(loss, out, 2 * importance * error / (shape[0] * shape[2]), "loss_per_instance(out, batch)")

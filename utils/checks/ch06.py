@@ -25,7 +25,9 @@ def check_gains_and_leaks(gains_and_leaks) -> None:
     copies = W_in.clone(), W_out.clone()
     result = call_learner("gains_and_leaks", gains_and_leaks, copies[0], copies[1])
     if not (torch.equal(copies[0], W_in) and torch.equal(copies[1], W_out)):
-        raise AssertionError("gains_and_leaks modified W_in or W_out; work on new tensors (torch.relu(W_in), not W_in.relu_())")
+        raise AssertionError(
+            "gains_and_leaks modified W_in or W_out; work on new tensors (torch.relu(W_in), not W_in.relu_())"
+        )
     if not isinstance(result, tuple) or len(result) != 2:
         raise AssertionError(f"gains_and_leaks should return a tuple (gain, leak), got {type(result).__name__}")
     gain, leak = result
@@ -46,9 +48,13 @@ def check_gains_and_leaks(gains_and_leaks) -> None:
         mistakes={
             "gain is the diagonal of W_eff = W_out W_in: that also counts neurons that read x_i with a negative "
             "weight, which stay silent for x_i > 0; only ReLU(W_in) counts for a positive input": paired(W_in),
-            "gain uses |W_in|: neurons that read x_i negatively are silent for x_i > 0, use ReLU(W_in)": paired(W_in.abs()),
+            "gain uses |W_in|: neurons that read x_i negatively are silent for x_i > 0, use ReLU(W_in)": paired(
+                W_in.abs()
+            ),
             "gain sums what every output receives: output i reads W_out[k, i, h] only": every_output,
-            "every instance uses instance 0's weights": paired(torch.relu(W_in[:1]), W_out[:1]).expand_as(expected_gain),
+            "every instance uses instance 0's weights": paired(torch.relu(W_in[:1]), W_out[:1]).expand_as(
+                expected_gain
+            ),
         },
     )
     assert_close(
@@ -58,7 +64,8 @@ def check_gains_and_leaks(gains_and_leaks) -> None:
         "(inst, feats)",
         rule="It should be leak[k, i] = Σ_h W_out[k, i, h] · ReLU(-W_in[k, h, i]), the output at x_i = -1.",
         mistakes={
-            "leak has the wrong sign: it is the output at x_i = -1, Σ_h W_out · ReLU(-W_in) times |x_i| = 1": -expected_leak,
+            "leak has the wrong sign: it is the output at x_i = -1, Σ_h W_out · ReLU(-W_in) times |x_i| = "
+            "1": -expected_leak,
             "leak uses ReLU(W_in), the neurons that fire for x_i > 0: for x_i < 0 the neurons with negative "
             "W_in fire, ReLU(-W_in)": paired(torch.relu(W_in)),
             "leak uses ReLU(W_in) with a minus sign: the neurons that fire for x_i < 0 are those with negative "
@@ -66,7 +73,9 @@ def check_gains_and_leaks(gains_and_leaks) -> None:
             "leak sums what every output receives: output i reads W_out[k, i, h] only": torch.einsum(
                 "kjh,khi->ki", W_out, torch.relu(-W_in)
             ),
-            "every instance uses instance 0's weights": paired(torch.relu(-W_in[:1]), W_out[:1]).expand_as(expected_leak),
+            "every instance uses instance 0's weights": paired(torch.relu(-W_in[:1]), W_out[:1]).expand_as(
+                expected_leak
+            ),
         },
     )
     passed("gains_and_leaks")

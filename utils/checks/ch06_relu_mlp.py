@@ -26,7 +26,10 @@ def check_relu_mlp(cls) -> None:
     try:
         model = cls(CFG, seed=0, device="cpu", **kwargs)
     except Exception as error:
-        raise AssertionError(f"{cls.__name__}(cfg, seed=0, device='cpu', ...) raised {type(error).__name__}: {error}; keep the parent's __init__") from error
+        raise AssertionError(
+            f"{cls.__name__}(cfg, seed=0, device='cpu', ...) raised {type(error).__name__}: {error}; keep the parent's "
+            "__init__"
+        ) from error
     reference = ReluComputationModel(CFG, seed=0, device="cpu", **kwargs)
     x = _signed_batch(1)
     out = call_learner("forward", model, x)
@@ -34,13 +37,25 @@ def check_relu_mlp(cls) -> None:
     expected = reference(x).detach()
     linear = torch.einsum("bif,ihf,ijh->bij", x, reference.W_in, reference.W_out).detach()
     if torch.allclose(out.detach(), linear, atol=1e-5):
-        raise AssertionError("forward(x) is linear in x: apply a ReLU to the hidden layer, h = ReLU(W_in x), before W_out")
+        raise AssertionError(
+            "forward(x) is linear in x: apply a ReLU to the hidden layer, h = ReLU(W_in x), before W_out"
+        )
     if torch.allclose(out.detach(), torch.relu(expected), atol=1e-5) and (expected < -1e-4).any():
-        raise AssertionError("forward(x) is never negative: this model has no ReLU on its output, y = W_out h (its target ReLU(x) is not applied to y)")
-    assert_close(out.detach(), expected, "forward(x)", "(batch, inst, feats)",
-                 hint="y = W_out ReLU(W_in x) with W_in: (inst, d_hidden, feats) and W_out: (inst, feats, d_hidden), no biases")
+        raise AssertionError(
+            "forward(x) is never negative: this model has no ReLU on its output, y = W_out h (its target ReLU(x) is "
+            "not applied to y)"
+        )
+    assert_close(
+        out.detach(),
+        expected,
+        "forward(x)",
+        "(batch, inst, feats)",
+        rule="y = W_out ReLU(W_in x) with W_in: (inst, d_hidden, feats) and W_out: (inst, feats, d_hidden), no biases",
+    )
     if not out.requires_grad:
-        raise AssertionError("forward(x) carries no gradient: do not detach the weights or wrap the forward pass in torch.no_grad()")
+        raise AssertionError(
+            "forward(x) carries no gradient: do not detach the weights or wrap the forward pass in torch.no_grad()"
+        )
 
     y = torch.randn(x.shape, generator=torch.Generator().manual_seed(2)) * 0.7
     loss = call_learner("loss_per_instance", model.loss_per_instance, y, x)
@@ -48,24 +63,48 @@ def check_relu_mlp(cls) -> None:
     expected = reference.loss_per_instance(y, x)
     error = y - torch.relu(x)
     mistakes = {
-        "compares the output with x; the target is ReLU(x)": (reference.importance * (y - x).abs() ** POWERS[:, None]).mean(dim=(0, 2)),
-        "uses the squared error for every instance; raise |error| to each instance's own power self.loss_power": (reference.importance * error**2).mean(dim=(0, 2)),
-        "uses instance 0's power for every instance; self.loss_power holds one power per instance, shape (inst,)": (reference.importance * error.abs() ** POWERS[0]).mean(dim=(0, 2)),
-        "raises the signed error to the power, so odd powers give negative terms; use |y - ReLU(x)|": (reference.importance * error ** POWERS[:, None]).mean(dim=(0, 2)),
-        "ignores the importances: weight each feature's error by self.importance": (error.abs() ** POWERS[:, None]).mean(dim=(0, 2)),
-        "sums over features instead of averaging; the loss is a mean over batch and features": (reference.importance * error.abs() ** POWERS[:, None]).mean(dim=0).sum(dim=1),
+        "compares the output with x; the target is ReLU(x)": (
+            reference.importance * (y - x).abs() ** POWERS[:, None]
+        ).mean(dim=(0, 2)),
+        "uses the squared error for every instance; raise |error| to each instance's own power self.loss_power": (
+            reference.importance * error**2
+        ).mean(dim=(0, 2)),
+        "uses instance 0's power for every instance; self.loss_power holds one power per instance, shape (inst,)": (
+            reference.importance * error.abs() ** POWERS[0]
+        ).mean(dim=(0, 2)),
+        "raises the signed error to the power, so odd powers give negative terms; use |y - ReLU(x)|": (
+            reference.importance * error ** POWERS[:, None]
+        ).mean(dim=(0, 2)),
+        "ignores the importances: weight each feature's error by self.importance": (
+            error.abs() ** POWERS[:, None]
+        ).mean(dim=(0, 2)),
+        "sums over features instead of averaging; the loss is a mean over batch and features": (
+            reference.importance * error.abs() ** POWERS[:, None]
+        )
+        .mean(dim=0)
+        .sum(dim=1),
     }
     for message, wrong in mistakes.items():
-        if torch.allclose(loss.detach(), wrong, rtol=1e-4, atol=1e-7) and not torch.allclose(wrong, expected, rtol=1e-4, atol=1e-7):
+        if torch.allclose(loss.detach(), wrong, rtol=1e-4, atol=1e-7) and not torch.allclose(
+            wrong, expected, rtol=1e-4, atol=1e-7
+        ):
             raise AssertionError(f"loss_per_instance {message}")
-    assert_close(loss.detach(), expected, "loss_per_instance", "(inst,)",
-                 hint="mean over batch and features of importance · |out - ReLU(x)|^p, with p = self.loss_power[instance]")
+    assert_close(
+        loss.detach(),
+        expected,
+        "loss_per_instance",
+        "(inst,)",
+        rule="mean over batch and features of importance · |out - ReLU(x)|^p, with p = self.loss_power[instance]",
+    )
     model.zero_grad(set_to_none=True)
     trained = call_learner("loss_per_instance", model.loss_per_instance, model(x), x)
     if trained.requires_grad:
         trained.sum().backward()
     if model.W_in.grad is None or model.W_out.grad is None:
-        raise AssertionError("the loss has no gradient with respect to W_in or W_out: keep the computation in torch, without .detach() or torch.no_grad()")
+        raise AssertionError(
+            "the loss has no gradient with respect to W_in or W_out: keep the computation in torch, without .detach() "
+            "or torch.no_grad()"
+        )
     passed("the ReLU MLP")
 
 
@@ -87,27 +126,52 @@ def check_two_measures(two_measures) -> None:
         assert_tensor(full, "full", (CFG.n_inst,), "(inst,)")
         assert_tensor(per_active, "per_active", (CFG.n_inst, CFG.n_features), "(inst, feats)")
         if not torch.isfinite(per_active).all():
-            raise AssertionError("per_active has NaN or infinity: a feature that is never active in the batch has error 0 (divide by at least 1)")
+            raise AssertionError(
+                "per_active has NaN or infinity: a feature that is never active in the batch has error 0 (divide by at "
+                "least 1)"
+            )
         error = (y - torch.relu(x)).abs() ** power
         active = x != 0
         full_mistakes = {
             "full compares y with x; the target is ReLU(x)": ((y - x).abs() ** power).mean(dim=(0, 2)),
-            "full averages only over the active entries; the training objective counts every output of every sample": (error * active).sum(dim=(0, 2)) / active.sum(dim=(0, 2)),
-            "full leaves out the outputs of inactive features; they are part of the objective (what an active feature writes into them counts)": (error * active).mean(dim=(0, 2)),
+            "full averages only over the active entries; the training objective counts every output of every sample": (
+                error * active
+            ).sum(dim=(0, 2))
+            / active.sum(dim=(0, 2)),
+            "full leaves out the outputs of inactive features; they are part of the objective (what an active feature "
+            "writes into them counts)": (error * active).mean(dim=(0, 2)),
         }
         for message, wrong in full_mistakes.items():
             if torch.allclose(full, wrong, rtol=1e-4) and not torch.allclose(wrong, expected_full, rtol=1e-4):
                 raise AssertionError(message)
         if power == 3.0 and torch.allclose(full, ((y - torch.relu(x)) ** 3).mean(dim=(0, 2)), rtol=1e-4):
             raise AssertionError("full raises the signed error to the power; use |y - ReLU(x)|^power")
-        assert_close(full, expected_full, "full", "(inst,)", rtol=1e-4, hint="the mean of |y - ReLU(x)|^power over the batch and every output")
+        assert_close(
+            full,
+            expected_full,
+            "full",
+            "(inst,)",
+            rtol=1e-4,
+            rule="the mean of |y - ReLU(x)|^power over the batch and every output",
+        )
         per_active_mistakes = {
-            "per_active averages over every sample; it should average only over the samples in which that feature is active": error.mean(dim=0),
-            "per_active counts a feature as active when x > 0; it is active whenever x != 0 (values are uniform on [-1, 1])": (error * (x > 0)).sum(dim=0) / (x > 0).sum(dim=0).clamp_min(1),
+            "per_active averages over every sample; it should average only over the samples in which that feature is "
+            "active": error.mean(dim=0),
+            "per_active counts a feature as active when x > 0; it is active whenever x != 0 (values are uniform on "
+            "[-1, 1])": (error * (x > 0)).sum(dim=0) / (x > 0).sum(dim=0).clamp_min(1),
         }
         for message, wrong in per_active_mistakes.items():
-            if torch.allclose(per_active, wrong, rtol=1e-4) and not torch.allclose(wrong, expected_per_active, rtol=1e-4):
+            if torch.allclose(per_active, wrong, rtol=1e-4) and not torch.allclose(
+                wrong, expected_per_active, rtol=1e-4
+            ):
                 raise AssertionError(message)
-        assert_close(per_active, expected_per_active, "per_active", "(inst, feats)", rtol=1e-4,
-                     hint="for each (instance, feature), the mean of |y - ReLU(x)|^power over the samples where that feature's x is not 0")
+        assert_close(
+            per_active,
+            expected_per_active,
+            "per_active",
+            "(inst, feats)",
+            rtol=1e-4,
+            rule="for each (instance, feature), the mean of |y - ReLU(x)|^power over the samples where that feature's "
+            "x is not 0",
+        )
     passed("two_measures")

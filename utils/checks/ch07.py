@@ -91,15 +91,14 @@ def _inhibition_mistakes(W1: torch.Tensor, W2: torch.Tensor) -> dict[str, torch.
     own = torch.relu(s * W1)[..., None] * neg_W2.transpose(1, 2)[:, :, None, :]  # neuron n's own term, m = n
     return {
         "the inhibition counts every neuron that reads x_i, whatever its sign: only neurons m that fire together "
-        "with neuron n count, ReLU(s · W1[m, i]) with s = sign(W1[n, i]), not |W1[m, i]|": _pull(W1.abs(), neg_W2).expand(
-            shape
-        ),
+        "with neuron n count, ReLU(s · W1[m, i]) with s = sign(W1[n, i]), not |W1[m, i]|": _pull(
+            W1.abs(), neg_W2
+        ).expand(shape),
         "the inhibition always takes s = +1: s = sign(W1[k, n, i]) depends on the neuron n and the feature i": _pull(
             torch.relu(W1), neg_W2
         ).expand(shape),
-        "the inhibition counts every write |W2[j, m]|: only negative writes pull output j down, ReLU(-W2[j, m])": signed(
-            W2.abs()
-        ),
+        "the inhibition counts every write |W2[j, m]|: only negative writes pull output j down, "
+        "ReLU(-W2[j, m])": signed(W2.abs()),
         "the inhibition counts the positive writes ReLU(W2[j, m]): it is the negative ones, ReLU(-W2[j, m])": signed(
             torch.relu(W2)
         ),
@@ -115,7 +114,8 @@ def _leak_mistakes(W1: torch.Tensor, W2: torch.Tensor) -> dict[str, torch.Tensor
     return {
         "the leak uses W1[k, n, i] with its sign: the push is W2[k, j, n] · |W1[k, n, i]|, whatever the sign of x_i "
         "that drives n": W1[..., :, None] * out[..., None, :],
-        "i and j are swapped: leak[k, n, i, j] = W2[k, j, n] · |W1[k, n, i]|": W1.abs()[..., None, :] * out[..., :, None],
+        "i and j are swapped: leak[k, n, i, j] = W2[k, j, n] · |W1[k, n, i]|": W1.abs()[..., None, :]
+        * out[..., :, None],
         "the leak uses |W2[k, j, n]|: W2 keeps its sign": W1.abs()[..., :, None] * out.abs()[..., None, :],
     }
 
@@ -142,7 +142,9 @@ def _compare_leak_and_inhibition(results: list) -> None:
     """`results`: [(where, W1, W2, the learner's result)], every input compared with the formulas of the text."""
     for _, _, _, result in results:
         if not isinstance(result, tuple) or len(result) != 2:
-            raise AssertionError(f"leak_and_inhibition should return a tuple (leak, inhibition), got {type(result).__name__}")
+            raise AssertionError(
+                f"leak_and_inhibition should return a tuple (leak, inhibition), got {type(result).__name__}"
+            )
     leak_causes = _consistent(results, lambda result: result[0], _leak_mistakes)
     inhibition_causes = _consistent(results, lambda result: result[1], _inhibition_mistakes, _driven)
     for where_, W1, W2, (leak, inhibition) in results:
@@ -262,7 +264,12 @@ def _hand_built_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, MotifThre
     pairs_W1, pairs_W2, _ = reference.hand_built_pairs()
     return [
         ("the hand-built motif (motif.hand_built_motif(), default thresholds)", W1, W2, default),
-        ("plain paired neurons (motif.hand_built_pairs(): each neuron reads a single feature)", pairs_W1, pairs_W2, default),
+        (
+            "plain paired neurons (motif.hand_built_pairs(): each neuron reads a single feature)",
+            pairs_W1,
+            pairs_W2,
+            default,
+        ),
         changed("the hand-built motif without its inhibitor (W2[1, 1] = 0)", [("W2", (0, 1, 1), 0.0)]),
         changed(
             "the hand-built motif with an inhibitor of the wrong sign (W1[1, 0] = -1: it fires when x_0 < 0, while "
@@ -304,7 +311,8 @@ def _hand_built_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, MotifThre
             MotifThresholds(ratio=4.0),
         ),
         changed(
-            "the hand-built motif with cancel = 1.25: the inhibition 5 is exactly 1.25 · the leak 4 (inclusive: a motif)",
+            "the hand-built motif with cancel = 1.25: the inhibition 5 is exactly 1.25 · the leak 4 "
+            "(inclusive: a motif)",
             [],
             MotifThresholds(cancel=1.25),
         ),
@@ -366,6 +374,8 @@ def check_detect_motif(detect_motif) -> None:
     (including quantities exactly on each threshold), then random weights with planted motifs."""
     require_function(detect_motif, "detect_motif")
     cases = [*_hand_built_cases(), ("random weights", *_random_weights(), _RANDOM_THRESHOLDS)]
-    results = [(description, W1, W2, t, _call(detect_motif, "detect_motif", W1, W2, t)) for description, W1, W2, t in cases]
+    results = [
+        (description, W1, W2, t, _call(detect_motif, "detect_motif", W1, W2, t)) for description, W1, W2, t in cases
+    ]
     _compare_detections(results)
     passed("detect_motif")

@@ -306,7 +306,8 @@ def assert_uniform(
     q = torch.quantile(values, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
     summary = (
         f"{what}: {n} values from {lo:.3g} to {hi:.3g}, mean {values.mean():.3f}, std {values.std():.3f}, "
-        f"quartiles {q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f}; uniform on [{low:g}, {high:g}] has mean {(low + high) / 2:g}, "
+        f"quartiles {q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f}; uniform on [{low:g}, {high:g}] has mean "
+        f"{(low + high) / 2:g}, "
         f"std {(high - low) / 12**0.5:.3f}, quartiles {low + (high - low) / 4:g} / {(low + high) / 2:g} / "
         f"{low + 3 * (high - low) / 4:g}"
     )
@@ -316,7 +317,9 @@ def assert_uniform(
     distinct = values.unique()
     if distinct.numel() <= 2:
         shown = ", ".join(f"{v:g}" for v in distinct.tolist())
-        raise AssertionError(f"{summary}. Every active value is one of {{{shown}}}: draw a uniform value for each entry")
+        raise AssertionError(
+            f"{summary}. Every active value is one of {{{shown}}}: draw a uniform value for each entry"
+        )
     for cause, (a, b) in (mistakes or {}).items():
         if lo >= a - 1e-6 and hi <= b + 1e-6 and ks_uniform(values, a, b) <= critical:
             raise AssertionError(f"{summary}. Likely cause: {cause}")

@@ -29,12 +29,14 @@ from utils.plots.neurons import (
     plot_response_curves,
 )
 from utils.plots.motif import (
-    plot_ablation,
     plot_asymmetry,
     plot_motif_frequency,
     plot_motif_trace,
     plot_weight_distributions,
 )
+from utils.plots.motif_controls import plot_cancellation_by_kind, plot_path_ablation
 from utils.plots.phase import phase_colours, plot_phase_diagram
+from utils.plots.regimes import plot_regime_diagram
 from utils.plots.renderer import configure_plotly_renderer
 from utils.plots.sae import plot_sae_tradeoff
+from utils.plots.theory import plot_cell_values, plot_curves_and_points, plot_phase_with_boundaries

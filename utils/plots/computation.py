@@ -2,7 +2,8 @@
 features, the distribution of signed cosines, the frame spectrum against random frames, and errors
 split into stacked parts per feature.
 
-Every function returns a `go.Figure` (height set, width left to the page) and never modifies its inputs.
+Every function returns a `go.Figure` (height set, width left to the page, text laid out for its minimum
+width by `utils.plots.layout`) and never modifies its inputs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
+
+from utils.plots import layout
 
 
 def _tensor(values, name: str, dims: int) -> torch.Tensor:
@@ -34,18 +37,30 @@ def plot_weight_heatmaps(W_in: torch.Tensor, W_out: torch.Tensor, title: str = "
     if W_out.shape != W_in.T.shape:
         raise ValueError(f"W_out must have shape (feats, d_hidden) = {tuple(W_in.T.shape)}, got {tuple(W_out.shape)}")
     limit = max(float(W_in.abs().max()), float(W_out.abs().max())) or 1.0
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
-                        subplot_titles=["W_in: what neuron h reads from feature i", "W_outᵀ: what neuron h writes into output i"])
+    d_hidden, n_feats = W_in.shape
+    left, right = 70, 90
+    width = layout.NARROWEST + right - 20
+    panel = width - left - right
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True)
+    titles = ["W_in: what neuron h reads from feature i", "W_outᵀ: what neuron h writes into output i"]
+    texts = [layout.panel_title(fig, text, row, 1, panel) for row, text in enumerate(titles, start=1)]
+    row_height = (height - layout.CHROME) / 2
+    plot_height = layout.stack_rows(fig, [row_height, row_height], [0.0, layout.titles_height(texts[1:]) + 8])
+    x_step = layout.thinned_dtick(n_feats, panel, layout.text_width(str(n_feats - 1), layout.TICK_SIZE))
+    y_step = layout.thinned_dtick(d_hidden, row_height, layout.TICK_SIZE * layout.LINE)
     for row, (name, M) in enumerate((("W_in", W_in), ("W_out", W_out.T)), start=1):
         hover = "W_in[%{y}, %{x}] = %{z:.3f}" if name == "W_in" else "W_out[%{x}, %{y}] = %{z:.3f}"
         fig.add_trace(
             go.Heatmap(z=M.round(decimals=3).tolist(), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-                       showscale=row == 1, hovertemplate=hover + "<extra></extra>"),
+                       showscale=row == 1, colorbar=dict(thickness=14), hovertemplate=hover + "<extra></extra>"),
             row, 1,
         )
-        fig.update_yaxes(title_text="neuron h", autorange="reversed", row=row, col=1)
-    fig.update_xaxes(title_text="feature i", row=2, col=1)
-    fig.update_layout(title=title, height=height, plot_bgcolor="white")
+        fig.update_yaxes(autorange="reversed", dtick=y_step, row=row, col=1)
+    fig.update_xaxes(dtick=x_step)
+    layout.column_y_title(fig, "neuron h", 0.0, 1.0, 30)
+    layout.row_x_title(fig, "feature i", 2, 1)
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, width, plot_height, top=layout.titles_height(texts[:1]), left=left, right=right)
     return fig
 
 
@@ -67,13 +82,17 @@ def plot_cosine_distribution(cosines: dict[str, torch.Tensor], title: str = "", 
         colour = qualitative.Plotly[index % 10]
         counts = torch.histc(values.clamp(-1, 1), bins=bins, min=-1, max=1)
         density = counts / (counts.sum().clamp_min(1) * width)
-        fig.add_trace(go.Bar(x=centres, y=density.tolist(), name=name, marker_color=colour, opacity=0.55, width=width,
+        mean = float(values.mean())
+        # the mean is named in the legend (labels by the lines would collide when the means are close)
+        fig.add_trace(go.Bar(x=centres, y=density.tolist(), name=f"{name} (dashed: mean {mean:+.3f})",
+                             marker_color=colour, opacity=0.55, width=width,
                              hovertemplate=f"{name}<br>cos ≈ %{{x:.2f}}<br>density %{{y:.2f}}<extra></extra>"))
-        fig.add_vline(x=float(values.mean()), line=dict(color=colour, dash="dash"),
-                      annotation_text=f"mean {float(values.mean()):+.3f}", annotation_position="top right" if index % 2 else "top left")
-    fig.update_layout(title=title, height=height, barmode="overlay", plot_bgcolor="white", legend=dict(x=0.01, y=0.99))
-    fig.update_xaxes(title_text="cosine similarity between two feature directions", range=[-1, 1], gridcolor="#eee")
+        fig.add_vline(x=mean, line=dict(color=colour, dash="dash"))
+    fig.update_layout(barmode="overlay", plot_bgcolor="white", showlegend=True)
+    # a little room beyond ±1: the x label "−1" would sit on the y label "0" at the corner
+    fig.update_xaxes(title_text="cosine similarity between two feature directions", range=[-1.08, 1.08], gridcolor="#eee")
     fig.update_yaxes(title_text="density", gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig
 
 
@@ -100,9 +119,12 @@ def plot_frame_spectra(spectra: dict[str, torch.Tensor], random: torch.Tensor, t
     for index, (name, values) in enumerate(named.items()):
         fig.add_trace(go.Scatter(x=rank, y=values.tolist(), mode="lines+markers", name=name, line=dict(color=qualitative.Plotly[index % 10]),
                                  hovertemplate=f"{name}<br>eigenvalue %{{x}}: %{{y:.2f}}<extra></extra>"))
-    fig.update_layout(title=title, height=height, plot_bgcolor="white")
-    fig.update_xaxes(title_text="eigenvalue rank", dtick=1, gridcolor="#eee")
+    fig.update_layout(plot_bgcolor="white")
+    panel = layout.NARROWEST - 90
+    step = layout.thinned_dtick(d, panel, layout.text_width(str(d), layout.TICK_SIZE))
+    fig.update_xaxes(title_text="eigenvalue rank", tick0=1, dtick=step, gridcolor="#eee")
     fig.update_yaxes(title_text="eigenvalue of Σᵢ ûᵢ ûᵢᵀ", gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig
 
 
@@ -124,7 +146,9 @@ def plot_error_parts(parts: dict[str, torch.Tensor], title: str = "", y_title: s
         fig.add_trace(go.Bar(x=list(range(order.numel())), y=values[order].tolist(), name=name, customdata=order.tolist(),
                              marker_color=qualitative.Plotly[index % 10],
                              hovertemplate=f"feature %{{customdata}}<br>{name} = %{{y:.3g}}<extra></extra>"))
-    fig.update_layout(title=title, height=height, barmode="relative", bargap=0.05, plot_bgcolor="white")
+    fig.update_layout(barmode="relative", bargap=0.05, plot_bgcolor="white", showlegend=True)
     fig.update_xaxes(title_text="feature, sorted by total", showticklabels=False)
-    fig.update_yaxes(title_text=y_title, gridcolor="#eee")
+    fig.update_yaxes(title_text=layout.wrap(y_title, height - layout.CHROME, layout.AXIS_TITLE_SIZE), gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, bottom=layout.AXIS_TITLE_HEIGHT + 12,
+                 legend_names=layout.legend_entries(fig))
     return fig

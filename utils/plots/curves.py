@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import qualitative
 
-from utils.plots import inputs
+from utils.plots import inputs, layout
 
 
 def plot_curves(
@@ -21,7 +21,7 @@ def plot_curves(
     references: dict[str, float] | None = None,
     height: int = 440,
 ) -> go.Figure:
-    """One line per entry of `curves` over `x`.
+    """One line per entry of `curves` over `x`, with the legend below the plot.
 
     Args:
         x: `(n,)` the horizontal positions.
@@ -50,7 +50,15 @@ def plot_curves(
                       annotation_text=name, annotation_position="top left")
     fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
-    fig.update_layout(title=title, height=height, plot_bgcolor="white", legend=dict(x=1.02, y=1))
+    if log_x:
+        fig.update_xaxes(**layout.log_ticks(float(x[x > 0].min()), float(x.max()), fit=5))
+    if log_y:
+        values = torch.cat([torch.as_tensor(trace.y, dtype=torch.float64) for trace in fig.data])
+        values = values[values > 0]
+        references_ = [float(v) for v in (references or {}).values() if v > 0]
+        fig.update_yaxes(**layout.log_ticks(min([float(values.min()), *references_]), max([float(values.max()), *references_])))
+    fig.update_layout(plot_bgcolor="white")
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from utils.plots import inputs
+from utils.plots import inputs, layout
 
 _PALETTE = [
     *plotly.colors.qualitative.Plotly,
@@ -40,8 +40,11 @@ def plot_features_in_Nd_discrete(
     title: str | None = None,
     legend_names: Sequence[str] | None = None,
     subplot_titles: Sequence[str] | None = None,
+    n_cols: int | None = None,
+    panel_height: int = 170,
 ) -> go.Figure:
-    """Each neuron's input and output weights as bars stacked by feature, one column per instance.
+    """Each neuron's input and output weights as bars stacked by feature, one column per instance
+    (`n_cols` instances per row, default up to 3).
 
     Row 1: neuron h's input weights W1[k, h, i] (how strongly feature i drives it); row 2: its output
     weights W2[k, i, h] (how strongly it writes to feature i's output). Each feature has one colour
@@ -53,10 +56,12 @@ def plot_features_in_Nd_discrete(
         W2: `(inst, feats, d_hidden)` output weights.
         legend_names: one legend entry per feature (default "feature i").
         subplot_titles: one title per instance (default "instance k").
+        panel_height: pixels of each panel's plot area; the width follows the page.
     """
     W1, W2 = inputs.weights(W1, "W1"), inputs.weights(W2, "W2")
     legend_names = inputs.labels(legend_names, "legend_names")
     subplot_titles = inputs.labels(subplot_titles, "subplot_titles")
+    n_cols = inputs.optional_count(n_cols, "n_cols")
     W1 = _as_weights(W1, "W1", "(inst, d_hidden, feats)")
     W2 = _as_weights(W2, "W2", "(inst, feats, d_hidden)")
     n_inst, d_hidden, n_features = W1.shape
@@ -72,19 +77,25 @@ def plot_features_in_Nd_discrete(
     if len(titles) != n_inst:
         raise ValueError(f"subplot_titles needs one title per instance ({n_inst}), got {len(titles)}")
 
+    n_cols = min(n_inst, 3) if n_cols is None else n_cols
+    n_blocks = -(-n_inst // n_cols)
+    left, right, gap = 70, 20, 30
+    width = max(layout.NARROWEST, left + right + n_cols * 150 + (n_cols - 1) * gap)
+    spacing, panel = layout.columns(n_cols, width, left, right, gap)
     colours = feature_colours(n_features)
     neurons = np.arange(d_hidden)
-    fig = make_subplots(
-        rows=2,
-        cols=n_inst,
-        shared_yaxes=True,
-        subplot_titles=titles,
-        vertical_spacing=0.1,
-        horizontal_spacing=0.02 if n_inst > 4 else 0.05,
-    )
-    weights = {1: ("W1", W1.numpy()), 2: ("W2", W2.transpose(1, 2).numpy())}  # both (inst, d_hidden, feats)
-    for row, (label, values) in weights.items():
-        for k in range(n_inst):
+    fig = make_subplots(rows=2 * n_blocks, cols=n_cols, shared_yaxes=True, horizontal_spacing=spacing)
+    wrapped = [layout.wrap(t, panel, layout.PANEL_TITLE_SIZE) for t in titles]
+    above = layout.titles_height(wrapped)
+    below = layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT
+    heights = [panel_height] * (2 * n_blocks)
+    gaps = [0.0] + [layout.TICK_LABEL_HEIGHT + 6 if r % 2 else below + above + 8 for r in range(1, 2 * n_blocks)]
+    plot_height = layout.stack_rows(fig, heights, gaps)
+    weights = {0: ("W1", W1.numpy()), 1: ("W2", W2.transpose(1, 2).numpy())}  # both (inst, d_hidden, feats)
+    for k in range(n_inst):
+        block, col = divmod(k, n_cols)
+        layout.panel_title(fig, titles[k], 2 * block + 1, col + 1, panel)
+        for offset, (label, values) in weights.items():
             for i in range(n_features):
                 fig.add_trace(
                     go.Bar(
@@ -92,23 +103,22 @@ def plot_features_in_Nd_discrete(
                         y=values[k, :, i],
                         name=names[i],
                         legendgroup=f"feature {i}",
-                        showlegend=(row == 1 and k == 0),
+                        showlegend=(offset == 0 and k == 0),
                         marker=dict(color=colours[i], line=dict(width=0)),
                         hovertemplate=f"{names[i]}<br>neuron %{{x}}<br>{label} = %{{y:.3f}}<extra>instance {k}</extra>",
                     ),
-                    row,
-                    k + 1,
+                    2 * block + offset + 1,
+                    col + 1,
                 )
-    fig.update_layout(
-        barmode="relative",
-        title=title,
-        height=560,
-        bargap=0.15,
-        legend=dict(title="feature", tracegroupgap=0),
-    )
-    fig.update_xaxes(title_text="neuron", row=2, tickmode="linear", dtick=1 if d_hidden <= 12 else 5)
-    fig.update_xaxes(tickmode="linear", dtick=1 if d_hidden <= 12 else 5, row=1)
-    fig.update_yaxes(title_text="W1: input weights", row=1, col=1)
-    fig.update_yaxes(title_text="W2: output weights", row=2, col=1)
+    dtick = layout.thinned_dtick(d_hidden, panel, layout.text_width(str(d_hidden - 1), layout.TICK_SIZE))
+    fig.update_xaxes(tickmode="linear", tick0=0, dtick=dtick, tickangle=0)
+    for block in range(n_blocks):
+        cols = min(n_cols, n_inst - block * n_cols)
+        layout.row_x_title(fig, "neuron", 2 * block + 2, cols)
+        fig.update_yaxes(title_text="W1: input weights", row=2 * block + 1, col=1)
+        fig.update_yaxes(title_text="W2: output weights", row=2 * block + 2, col=1)
     fig.update_yaxes(zeroline=True, zerolinecolor="black", zerolinewidth=1)
+    fig.update_layout(barmode="relative", bargap=0.15, legend=dict(tracegroupgap=0))
+    layout.frame(fig, title, width, plot_height, top=above, bottom=below, legend_names=names, legend_title="feature",
+                 left=left, right=right)  # fmt: skip
     return fig

@@ -15,7 +15,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from utils import metrics
-from utils.plots import inputs
+from utils.plots import inputs, layout
 from utils.plots.neurons import neuron_bar_traces
 
 FEATURE_COLOURS = qualitative.Plotly
@@ -29,6 +29,10 @@ STICKY_FRACTIONS = {
 }
 """Per-feature dimensionality of features in known geometries (Elhage et al., 2022)."""
 INTERFERENCE_SCALE = "Viridis"
+PANEL_2D = 95
+"""The narrowest panel of features in 2D, in px."""
+PANEL_ND = 110
+"""The narrowest panel of a heatmap of features, in px."""
 
 
 def _weights(W: torch.Tensor, d_hidden: int | None = None) -> torch.Tensor:
@@ -86,6 +90,12 @@ def grouped_order(W: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
     return torch.tensor(orders)
 
 
+def colorbar(title: str, domain: tuple[float, float]) -> dict:
+    """A slim colour bar beside the panels spanning `domain` (paper fractions), its title on its right."""
+    return dict(title=dict(text=title, side="right"), thickness=12, len=domain[1] - domain[0], y=sum(domain) / 2,
+                yanchor="middle")  # fmt: skip
+
+
 def _order(W: torch.Tensor, order: str) -> torch.Tensor:
     if order == "given":
         return torch.arange(W.shape[2]).expand(W.shape[0], -1)
@@ -117,7 +127,7 @@ def plot_features_in_2d(
         feature_names: legend names (default "feature i").
         colours: one CSS colour per feature (default: plotly's qualitative palette).
         n_cols: panels per row (default: up to 4).
-        panel_height: pixels per row of panels; the width follows the page.
+        panel_height: pixels per row of panels (with its titles); the width follows the page.
     """
     W, n_cols = inputs.weights(W), inputs.optional_count(n_cols, "n_cols")
     subplot_titles = inputs.labels(subplot_titles, "subplot_titles")
@@ -130,11 +140,18 @@ def plot_features_in_2d(
     if len(names) != n_feats or len(colours) != n_feats:
         raise ValueError(f"feature_names and colours need one entry per feature ({n_feats})")
     n_rows, n_cols = _grid(n_inst, n_cols)
-    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.1)
+    left, right, gap = 20, 20, 12
+    width = max(layout.NARROWEST, left + right + n_cols * PANEL_2D + (n_cols - 1) * gap)
+    spacing, panel = layout.columns(n_cols, width, left, right, gap)
+    fig = make_subplots(rows=n_rows, cols=n_cols, horizontal_spacing=spacing)
+    wrapped = [layout.wrap(text, panel, layout.PANEL_TITLE_SIZE) for text in titles]
+    above = layout.titles_height(wrapped)
+    plot_height = layout.stack_rows(fig, [panel_height - above] * n_rows, [above + 10] * n_rows)
     reach = max(1.2, 1.1 * float(W.norm(dim=1).max()))
     circle = torch.linspace(0, 2 * math.pi, 73)
     for k in range(n_inst):
         row, col = k // n_cols + 1, k % n_cols + 1
+        layout.panel_title(fig, titles[k], row, col, panel)
         fig.add_trace(
             go.Scatter(
                 x=circle.cos().tolist(), y=circle.sin().tolist(), mode="lines",
@@ -157,10 +174,8 @@ def plot_features_in_2d(
         axis = "" if k == 0 else str(k + 1)
         fig.update_xaxes(range=[-reach, reach], showticklabels=False, zeroline=False, row=row, col=col)
         fig.update_yaxes(range=[-reach, reach], showticklabels=False, zeroline=False, scaleanchor=f"x{axis}", row=row, col=col)
-    fig.update_layout(
-        title=title, height=panel_height * n_rows + 90, plot_bgcolor="white",
-        margin=dict(t=80, l=20, r=20, b=20),
-    )
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, width, plot_height, top=above, bottom=8, legend_names=names, left=left, right=right)
     return fig
 
 
@@ -172,6 +187,7 @@ def plot_features_in_Nd(
     title: str = "Features in N dimensions",
     height: int = 620,
     neuron_plot: bool = False,
+    n_cols: int | None = None,
 ) -> go.Figure:
     """Per instance: a heatmap of WᵀW (or of W) above bars of each feature's norm ‖W_i‖, coloured by
     its interference Σ_{j≠i} (Ŵ_i·W_j)² (dark: a direction of its own; bright: shares it).
@@ -185,8 +201,11 @@ def plot_features_in_Nd(
         order: "given" keeps the feature order; "grouped" puts features that share directions next
             to each other (`grouped_order`), which shows the structure when features are exchangeable.
             Axis labels and read-outs keep the original feature numbers.
+        height: pixels per row of instances (wider pages keep it; more instances than `n_cols` add rows).
+        n_cols: instances per row (default: up to 4).
     """
     W, subplot_titles = inputs.weights(W), inputs.labels(subplot_titles, "subplot_titles")
+    n_cols = inputs.optional_count(n_cols, "n_cols")
     if matrix not in ("WtW", "W"):
         raise ValueError(f'matrix must be "WtW" or "W", got {matrix!r}')
     W = _weights(W)
@@ -202,11 +221,29 @@ def plot_features_in_Nd(
         shown = W.transpose(1, 2)
         x_title, hover = "hidden dimension", "W[dim %{x}, feature %{y}] = %{z:.3f}<extra></extra>"
     limit = max(float(shown.abs().max()), 1e-6)
-    fig = make_subplots(
-        rows=2, cols=n_inst, subplot_titles=titles + [""] * n_inst, row_heights=[0.68, 0.32],
-        vertical_spacing=0.1, horizontal_spacing=0.03,
-    )
+    n_cols = min(n_inst, 4) if n_cols is None else n_cols
+    n_blocks = math.ceil(n_inst / n_cols)
+    label = layout.text_width(str(max(n_feats, d_hidden) - 1), layout.TICK_SIZE)
+    left, right, gap = 60, 80, label + 16  # each panel's own tick labels sit in the gap
+    panel = layout.panel_width(n_cols, titles, PANEL_ND, left, right, gap)
+    width = max(layout.NARROWEST, left + right + n_cols * panel + (n_cols - 1) * gap)
+    fig = make_subplots(rows=2 * n_blocks, cols=n_cols, horizontal_spacing=layout.columns(n_cols, width, left, right, gap)[0])
+    wrapped = [layout.wrap(text, panel, layout.PANEL_TITLE_SIZE) for text in titles]
+    above = layout.titles_height(wrapped)
+    below = layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT
+    panels = max(200.0, height - layout.CHROME - below)
+    heights = [0.68 * panels, 0.32 * panels] * n_blocks
+    gaps = [0.0] + [below + 6 if r % 2 else below + above + 10 for r in range(1, 2 * n_blocks)]
+    plot_height = layout.stack_rows(fig, heights, gaps)
+    x_step = layout.thinned_dtick(n_feats if matrix == "WtW" else d_hidden, panel, label)
+    feature_step = layout.thinned_dtick(n_feats, panel, label)
+    y_step = layout.thinned_dtick(n_feats, heights[0], layout.TICK_SIZE)
+    bar_y = fig.get_subplot(2, 1).yaxis.domain
+    heat_y = fig.get_subplot(1, 1).yaxis.domain
     for k in range(n_inst):
+        block, col = divmod(k, n_cols)
+        row = 2 * block + 1
+        layout.panel_title(fig, titles[k], row, col + 1, panel)
         rows = orders[k]
         labels = [str(i) for i in rows.tolist()]
         z = shown[k][rows][:, rows] if matrix == "WtW" else shown[k][rows]
@@ -214,35 +251,48 @@ def plot_features_in_Nd(
         fig.add_trace(
             go.Heatmap(
                 z=_rounded(z), x=columns, y=labels, colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-                showscale=k == n_inst - 1, colorbar=dict(title="value", len=0.6, y=0.68), hovertemplate=hover,
+                showscale=k == 0, hovertemplate=hover,
+                colorbar=colorbar("value", heat_y),
             ),
-            1, k + 1,
+            row, col + 1,
         )
-        fig.update_yaxes(type="category", autorange="reversed", title_text="feature i" if k == 0 else None, row=1, col=k + 1)
-        fig.update_xaxes(type="category", title_text=x_title, row=1, col=k + 1)
+        fig.update_yaxes(type="category", autorange="reversed", tickmode="array", tickvals=labels[::y_step],
+                         title_text="feature i" if col == 0 else None, row=row, col=col + 1)
+        fig.update_xaxes(type="category", tickmode="array", tickvals=columns[::x_step], tickangle=0, row=row, col=col + 1)
         if neuron_plot:
-            for trace in neuron_bar_traces(W[k], interference[k], showscale=k == n_inst - 1):
-                fig.add_trace(trace, 2, k + 1)
-            fig.update_xaxes(title_text="neuron", tickmode="linear", dtick=1 if d_hidden <= 12 else 5, row=2, col=k + 1)
-            fig.update_yaxes(title_text="W[h, i], stacked" if k == 0 else None, row=2, col=k + 1)
+            segments, others = neuron_bar_traces(W[k], interference[k], showscale=k == 0)
+            segments.marker.colorbar = colorbar("interference", bar_y)
+            fig.add_trace(segments, row + 1, col + 1)
+            fig.add_trace(others, row + 1, col + 1)
+            fig.update_xaxes(tickmode="linear", tick0=0, dtick=layout.thinned_dtick(d_hidden, panel, label), tickangle=0,
+                             range=[-0.5, d_hidden - 0.5], row=row + 1, col=col + 1)
+            fig.update_yaxes(title_text="W[h, i], stacked" if col == 0 else None, row=row + 1, col=col + 1)
             continue
         fig.add_trace(
             go.Bar(
                 x=labels, y=_rounded(norms[k][rows]),
                 marker=dict(
                     color=_rounded(interference[k][rows]), colorscale=INTERFERENCE_SCALE, cmin=0, cmax=1,
-                    showscale=k == n_inst - 1, colorbar=dict(title="interference", len=0.3, y=0.14),
+                    showscale=k == 0,
+                    colorbar=colorbar("interference", bar_y),
                 ),
                 customdata=_rounded(interference[k][rows]),
                 hovertemplate="feature %{x}<br>‖W_i‖ = %{y:.3f}<br>interference = %{customdata:.3f}<extra></extra>",
                 showlegend=False,
             ),
-            2, k + 1,
+            row + 1, col + 1,
         )
-        fig.update_xaxes(type="category", title_text="feature", row=2, col=k + 1)
-        fig.update_yaxes(range=[0, max(1.2, 1.05 * float(norms.max()))], title_text="‖W_i‖" if k == 0 else None, row=2, col=k + 1)
-    fig.update_layout(title=title, height=height, bargap=0.1, plot_bgcolor="white",
-                      barmode="overlay" if neuron_plot else None)  # neuron bars carry their own base
+        fig.update_xaxes(type="category", tickmode="array", tickvals=labels[::feature_step], tickangle=0, row=row + 1, col=col + 1)
+        fig.update_yaxes(range=[0, max(1.2, 1.05 * float(norms.max()))], title_text="‖W_i‖" if col == 0 else None,
+                         row=row + 1, col=col + 1)
+    for block in range(n_blocks):
+        cols = min(n_cols, n_inst - block * n_cols)
+        layout.row_x_title(fig, x_title, 2 * block + 1, cols)
+        layout.row_x_title(fig, "neuron" if neuron_plot else "feature", 2 * block + 2, cols)
+    fig.update_xaxes(ticks="outside", ticklen=4)  # tick labels clear of the other axis' at the corner
+    fig.update_yaxes(ticks="outside", ticklen=4)
+    fig.update_layout(bargap=0.1, plot_bgcolor="white", barmode="overlay" if neuron_plot else None)  # neuron bars carry their own base
+    layout.frame(fig, title, width, plot_height, top=above, bottom=below, left=left, right=right)
     return fig
 
 
@@ -262,25 +312,34 @@ def plot_cosine_similarities(
     """
     W, subplot_titles = inputs.weights(W), inputs.labels(subplot_titles, "subplot_titles")
     W = _weights(W)
-    n_inst = W.shape[0]
+    n_inst, _, n_feats = W.shape
     titles = _titles(subplot_titles, n_inst)
     cosine = metrics.cosine_similarities(W)
     orders = _order(W, order)
-    fig = make_subplots(rows=1, cols=n_inst, subplot_titles=titles, horizontal_spacing=0.03)
+    label = layout.text_width(str(n_feats - 1), layout.TICK_SIZE)
+    left, right, gap = 40, 70, label + 16
+    panel = layout.panel_width(n_inst, titles, PANEL_ND, left, right, gap)
+    width = max(layout.NARROWEST, left + right + n_inst * panel + (n_inst - 1) * gap)
+    fig = make_subplots(rows=1, cols=n_inst, horizontal_spacing=layout.columns(n_inst, width, left, right, gap)[0])
+    texts = [layout.panel_title(fig, text, 1, k + 1, panel) for k, text in enumerate(titles)]
+    step = layout.thinned_dtick(n_feats, panel, label)
     for k in range(n_inst):
         rows = orders[k]
         labels = [str(i) for i in rows.tolist()]
         fig.add_trace(
             go.Heatmap(
                 z=_rounded(cosine[k][rows][:, rows]), x=labels, y=labels, colorscale="RdBu", zmin=-1, zmax=1, zmid=0,
-                showscale=k == n_inst - 1, colorbar=dict(title="cos"),
+                showscale=k == n_inst - 1, colorbar=dict(title=dict(text="cos", side="right"), thickness=12),
                 hovertemplate="cos(W_%{y}, W_%{x}) = %{z:.3f}<extra></extra>",
             ),
             1, k + 1,
         )
-        fig.update_xaxes(type="category", row=1, col=k + 1)
-        fig.update_yaxes(type="category", autorange="reversed", scaleanchor="x" if k == 0 else f"x{k + 1}", row=1, col=k + 1)
-    fig.update_layout(title=title, height=height, plot_bgcolor="white")
+        ticks = dict(type="category", tickmode="array", tickvals=labels[::step], ticks="outside", ticklen=4, tickangle=0)
+        fig.update_xaxes(**ticks, row=1, col=k + 1)
+        fig.update_yaxes(**ticks, autorange="reversed", scaleanchor="x" if k == 0 else f"x{k + 1}", row=1, col=k + 1)
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, width, height - layout.CHROME, top=layout.titles_height(texts), bottom=layout.TICK_LABEL_HEIGHT,
+                 left=left, right=right)  # fmt: skip
     return fig
 
 
@@ -332,5 +391,6 @@ def plot_feature_geometry(
     log_x = x.log10()
     fig.update_xaxes(type="log", title_text="1 / (1 − S)", range=[float(log_x.min()) - 0.05, float(log_x.max()) + 0.05])
     fig.update_yaxes(range=[-0.03, 1.1], title_text="dimensions per feature")
-    fig.update_layout(title=title, height=height, plot_bgcolor="white", legend=dict(x=0.6, y=0.98))
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig), right=30)
     return fig

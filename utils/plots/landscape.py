@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import qualitative
 
-from utils.plots import inputs
+from utils.plots import inputs, layout
 
 MAX_POINTS = 720
 """Curves are thinned to about this many points: the figure stays small, the shape does not change."""
@@ -56,12 +56,9 @@ def plot_direction_landscape(
                     showlegend=False,
                 )
             )
-    fig.update_layout(
-        title=title,
-        xaxis_title="direction of W (degrees)",
-        yaxis_title="loss / its minimum" if relative else "loss",
-        yaxis_type="log",
-        height=440,
-    )
+    shown = torch.cat([trace_values for trace_values in (torch.as_tensor(t.y) for t in fig.data)])
+    fig.update_layout(xaxis_title="direction of W (degrees)", yaxis_title="loss / its minimum" if relative else "loss")
+    fig.update_yaxes(type="log", **layout.log_ticks(float(shown.min()), float(shown.max())))
     fig.update_xaxes(tickvals=[0, 45, 90, 135, 180])
+    layout.frame(fig, title, layout.NARROWEST, plot_height=310, legend_names=layout.legend_entries(fig))
     return fig

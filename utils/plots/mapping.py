@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from utils.plots import inputs
+from utils.plots import inputs, layout
 from utils.train import DatasetRun
 
 INPUT_COLOUR = "rgba(120, 120, 120, 0.45)"
 W_COLOUR = "black"
 B_COLOUR = "#1f77b4"
 LINE_COLOUR = "#d62728"
+MAPPING_MIN_WIDTH = 600
+"""Three panels and a colour bar need this many px (narrower screens scroll the figure)."""
+DASHBOARD_MIN_WIDTH = 560
 
 
 def _check_two_to_one(model) -> None:
@@ -69,9 +73,10 @@ def plot_data(x: torch.Tensor, title: str = "Data") -> go.Figure:
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != 2:
         raise ValueError(f"x must have shape (n_points, 2), got {tuple(getattr(x, 'shape', ()))}")
     x = x.detach().cpu()
-    fig = go.Figure(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=4, opacity=0.5)))
-    fig.update_layout(title=title, height=480, xaxis_title="x₁", yaxis_title="x₂")
+    fig = go.Figure(go.Scatter(x=x[:, 0].numpy(), y=x[:, 1].numpy(), mode="markers", marker=dict(size=4, opacity=0.5)))
+    fig.update_layout(xaxis_title="x₁", yaxis_title="x₂")
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    layout.frame(fig, title, layout.NARROWEST, plot_height=380, left=60)
     return fig
 
 
@@ -94,13 +99,7 @@ def plot_mapping(model, x: torch.Tensor, instance: int = 0, title: str = "The ma
     loss = (model.importance[instance].cpu().numpy() * (y - x.numpy()) ** 2).mean()
     x = x.numpy().astype(np.float32)
     colour = dict(color=h, colorscale="Viridis", cmin=float(h.min()), cmax=float(h.max()))
-    fig = make_subplots(
-        rows=1,
-        cols=3,
-        column_widths=[0.38, 0.24, 0.38],
-        subplot_titles=("inputs x", "hidden h = Wx", "outputs x'"),
-        horizontal_spacing=0.08,
-    )
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.28, 0.36], horizontal_spacing=0.1)
     fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=4, **colour), name="x"), 1, 1)
     fig.add_trace(_arrow((0, 0), W, W_COLOUR, "W (read direction)"), 1, 1)
     jitter = np.random.default_rng(0).uniform(-1, 1, len(h))
@@ -121,7 +120,7 @@ def plot_mapping(model, x: torch.Tensor, instance: int = 0, title: str = "The ma
             x=y[:, 0],
             y=y[:, 1],
             mode="markers",
-            marker=dict(size=4, showscale=True, colorbar=dict(title="h"), **colour),
+            marker=dict(size=4, showscale=True, colorbar=dict(title="h", thickness=14), **colour),
             name="x'",
         ),
         1,
@@ -135,11 +134,16 @@ def plot_mapping(model, x: torch.Tensor, instance: int = 0, title: str = "The ma
     fig.update_yaxes(showticklabels=False, range=[-3, 3], row=1, col=2)
     fig.update_xaxes(title_text="x'₁", row=1, col=3)
     fig.update_yaxes(title_text="x'₂", scaleanchor="x3", scaleratio=1, row=1, col=3)
-    fig.update_layout(
-        title=f"{title}<br><sub>W = {_vector(W)}, b = {_vector(b)}, loss = {loss:.4f}</sub>",
-        height=430,
-        legend=dict(orientation="h", y=-0.25),
-    )
+    width = MAPPING_MIN_WIDTH
+    panel = (width - 60 - 80) * (1 - 2 * 0.1)
+    texts = [
+        layout.panel_title(fig, text, 1, col, panel * share)
+        for col, (text, share) in enumerate(zip(("inputs x", "hidden h = Wx", "outputs x'"), (0.36, 0.28, 0.36)), 1)
+    ]
+    layout.frame(
+        fig, title, width, plot_height=300, subtitle=f"W = {_vector(W)}, b = {_vector(b)}, loss = {loss:.4f}",
+        top=layout.titles_height(texts), legend_names=layout.legend_entries(fig), left=60, right=80,
+    )  # fmt: skip
     return fig
 
 
@@ -184,9 +188,10 @@ def plot_training_dashboard(
     steps = run.snapshot_steps.tolist()
 
     x = x.numpy().astype(np.float32)
-    points = np.concatenate([x, *[s["y"] for s in states]])
-    low, high = float(points.min()) - 0.15, float(points.max()) + 0.15
-    low, high = max(low, -1.0), min(high, 2.0)
+    # the panel holds the inputs, the outputs (those far off clipped to [-1, 2]) and every frame's arrows
+    points = np.concatenate([x, *[s["y"] for s in states]]).clip(-1.0, 2.0)
+    tips = np.array([[0.0, 0.0]] + [t.tolist() for s in states for t in (s["b"], s["b"] + s["W"])], dtype=np.float32)
+    low, high = float(min(points.min(), tips.min())) - 0.15, float(max(points.max(), tips.max())) + 0.15
 
     def dynamic_traces(state: dict, step: int) -> list[go.Scatter]:
         y = state["y"]
@@ -207,10 +212,19 @@ def plot_training_dashboard(
             go.Scatter(x=[step], y=[losses[step]], mode="markers", marker=dict(size=11, color="#ff7f0e"), name="now"),
         ]
 
-    def caption(state: dict, step: int) -> str:
-        return f"{title}<br><sub>step {step}, loss {losses[step]:.4f}, W = {_vector(state['W'])}, b = {_vector(state['b'])}</sub>"
+    width = DASHBOARD_MIN_WIDTH
+    plot_width = width - 70 - 20
 
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], subplot_titles=("reconstruction", "loss"))
+    def caption(state: dict, step: int) -> tuple[str, float]:
+        text = f"step {step}, loss {losses[step]:.4f}, W = {_vector(state['W'])}, b = {_vector(state['b'])}"
+        return layout.title_text(title, width, subtitle=text)
+
+    captions = [caption(state, step) for state, step in zip(states, steps)]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.14)
+    texts = [
+        layout.panel_title(fig, text, 1, col, plot_width * 0.86 * share)
+        for col, (text, share) in enumerate(zip(("reconstruction", "loss"), (0.55, 0.45)), 1)
+    ]
     fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=5, color=INPUT_COLOUR), name="inputs x"), 1, 1)
     fig.add_trace(go.Scatter(x=np.arange(len(losses)), y=losses, mode="lines", line=dict(color="#444"), name="loss"), 1, 2)
     if optimum is not None:
@@ -226,44 +240,61 @@ def plot_training_dashboard(
         fig.add_trace(trace, 1, 1)
     fig.add_trace(first[-1], 1, 2)
     dynamic = list(range(len(fig.data) - len(first), len(fig.data)))
-    fig.frames = [
-        go.Frame(data=dynamic_traces(state, step), traces=dynamic, name=str(step), layout=dict(title_text=caption(state, step)))
-        for state, step in zip(states, steps)
-    ]
-    animate = dict(frame=dict(duration=120, redraw=False), transition=dict(duration=0), fromcurrent=True, mode="immediate")
+    animate = dict(frame=dict(duration=150, redraw=True), transition=dict(duration=0), fromcurrent=True, mode="immediate")
+    jump = dict(animate, frame=dict(duration=0, redraw=True))
+    # Below the panels: tick labels and axis titles, then Play/Pause on the left with the slider (its
+    # "step N" label above its rail) to their right, then the legend.
+    plot_height = 380
+    axes = layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT + 10
+    buttons_width = 170
     fig.update_layout(
-        title=caption(states[0], steps[0]),
-        height=660,
         updatemenus=[
             dict(
                 type="buttons",
                 direction="left",
                 x=0.0,
-                y=-0.12,
+                y=-(axes + 22) / plot_height,
                 xanchor="left",
+                yanchor="top",
+                pad=dict(t=0, l=0),
                 buttons=[
                     dict(label="▶ Play", method="animate", args=[None, animate]),
-                    dict(label="❚❚ Pause", method="animate", args=[[None], dict(animate, frame=dict(duration=0, redraw=False))]),
+                    dict(label="❚❚ Pause", method="animate", args=[[None], jump]),
                 ],
             )
         ],
         sliders=[
             dict(
-                x=0.12,
-                y=-0.08,
-                len=0.88,
-                currentvalue=dict(prefix="step "),
-                steps=[
-                    dict(label=str(step), method="animate", args=[[str(step)], dict(animate, frame=dict(duration=0, redraw=False))])
-                    for step in steps
-                ],
+                x=buttons_width / plot_width,
+                len=1 - buttons_width / plot_width,
+                y=-axes / plot_height,
+                yanchor="top",
+                pad=dict(t=0, b=0),
+                currentvalue=dict(prefix="step ", font=dict(size=layout.TICK_SIZE)),
+                font=dict(size=layout.TICK_SIZE - 1),
+                steps=[dict(label=str(step), method="animate", args=[[str(step)], jump]) for step in steps],
             )
         ],
-        legend=dict(orientation="h", y=-0.42, x=0),
-        margin=dict(b=170),
     )
     fig.update_xaxes(range=[low, high], title_text="x₁", row=1, col=1)
     fig.update_yaxes(range=[low, high], title_text="x₂", scaleanchor="x", scaleratio=1, row=1, col=1)
     fig.update_xaxes(title_text="step", row=1, col=2)
-    fig.update_yaxes(type="log", title_text="loss", row=1, col=2)
+    shown = [float(v) for v in losses if v > 0] + ([optimum] if optimum and optimum > 0 else [])
+    fig.update_yaxes(type="log", title_text="loss", row=1, col=2, **layout.log_ticks(min(shown), max(shown), fit=5))
+    margin = layout.frame(
+        fig, None, width, plot_height, top=layout.titles_height(texts), bottom=axes + 90,
+        legend_names=layout.legend_entries(fig), title_height=max(height for _, height in captions),
+    )  # fmt: skip
+    fig.update_layout(meta=dict(fig.layout.meta, title=title))
+    # Each frame carries its caption (the title annotation) and the panel titles; frames animate with
+    # redraw=True, or the caption (a change of layout) would not show.
+    panel_titles = [annotation.to_plotly_json() for annotation in fig.layout.annotations]
+    fig.frames = [
+        go.Frame(
+            data=dynamic_traces(state, step), traces=dynamic, name=str(step),
+            layout=dict(annotations=[*panel_titles, layout.title_annotation(text, margin)]),
+        )
+        for (text, _), state, step in zip(captions, states, steps)
+    ]  # fmt: skip
+    fig.layout.annotations = fig.frames[0].layout.annotations
     return fig

@@ -1,5 +1,6 @@
 """Figures for the asymmetric superposition motif (chapter 7): weight distributions, the asymmetry of
-shared neurons, how often the motif appears, its traced mechanism, and the ablation test."""
+shared neurons, how often the motif appears, and its traced mechanism (the ablation and its control
+are in `utils.plots.motif_controls`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from utils.motif import MotifThresholds, check_weights, leak_and_inhibition
-from utils.plots import inputs
+from utils.plots import inputs, layout
 from utils.plots.discrete import feature_colours
 
 _FLOOR = 1e-4  # weights below this are drawn in the first bin of the log-scale histograms
@@ -42,7 +43,11 @@ def plot_weight_distributions(
     labels = _group_labels(groups, W1.shape[0])
     edges = np.linspace(np.log10(_FLOOR), 1.0, 61)
     centres = 10 ** ((edges[:-1] + edges[1:]) / 2)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("|W1| (input weights)", "|W2| (output weights)"), horizontal_spacing=0.08)
+    width, left, right, gap = 480, 70, 20, 40
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=gap / (width - left - right))
+    panel = (width - left - right - gap) / 2
+    panel_titles = ((1, "|W1| (input weights)"), (2, "|W2| (output weights)"))
+    texts = [layout.panel_title(fig, text, 1, col, panel) for col, text in panel_titles]
     colours = feature_colours(len(dict.fromkeys(labels)))
     for colour, label in zip(colours, dict.fromkeys(labels)):
         chosen = torch.as_tensor(labels == label)
@@ -67,14 +72,21 @@ def plot_weight_distributions(
         fig.add_vline(x=value, line=dict(color="black", dash="dash"), row=1, col=col)
         fig.add_annotation(x=np.log10(value), y=1, yref="y domain", text=f"{name} = {value:g}", showarrow=False,
                            xanchor="left", xshift=4, row=1, col=col)
-    fig.update_xaxes(type="log", title_text="|weight| (entries below 1e-4 in the first bin)")
-    fig.update_yaxes(type="log", title_text="fraction of entries", col=1)
-    fig.update_yaxes(type="log", col=2)
-    fig.update_layout(title=title, height=420, legend=dict(title="instances"))
+    fit = layout.max_ticks(panel, layout.text_width("0.0001", 12))
+    fig.update_xaxes(type="log", **layout.log_ticks(_FLOOR, 10.0, fit=fit))
+    layout.row_x_title(fig, "|weight| (entries below 1e-4 in the first bin)", 1, 2)
+    fractions = [v for trace in fig.data for v in trace.y if v > 0]
+    y_ticks = layout.log_ticks(min(fractions), max(fractions), fit=5)
+    fig.update_yaxes(type="log", **y_ticks, title_text="fraction of entries", col=1)
+    fig.update_yaxes(type="log", **y_ticks, col=2)
+    layout.frame(fig, title, width, plot_height=290, top=layout.titles_height(texts),
+                 legend_names=layout.legend_entries(fig), legend_title="instances", left=left, right=right)  # fmt: skip
     return fig
 
 
-def plot_asymmetry(W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThresholds, title: str | None = None) -> go.Figure:
+def plot_asymmetry(
+    W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThresholds, title: str | None = None
+) -> go.Figure:
     """Every shared neuron: how much louder it stores i than j, against how much louder it reads j out.
 
     One dot per (instance k, neuron n, features i ≠ j) where n reads and writes both features above the
@@ -103,7 +115,7 @@ def plot_asymmetry(W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThreshol
             y=y,
             mode="markers",
             marker=dict(size=5, color=cancelled, colorscale="Viridis", cmin=0, cmax=2, opacity=0.7,
-                        colorbar=dict(title="inhibition<br>/ leak")),
+                        colorbar=dict(title=dict(text="inhibition / leak", side="right"), thickness=14)),
             customdata=custom,
             hovertemplate=(
                 "instance %{customdata[0]}, neuron %{customdata[1]}<br>i = %{customdata[2]}, j = %{customdata[3]}"
@@ -117,12 +129,13 @@ def plot_asymmetry(W1: torch.Tensor, W2: torch.Tensor, thresholds: MotifThreshol
     fig.add_vline(x=line, line=dict(color="black", dash="dash"))
     fig.add_hline(y=line, line=dict(color="black", dash="dash"))
     fig.add_hline(y=0, line=dict(color="grey", width=1))
+    width = layout.NARROWEST
     fig.update_layout(
-        title=title,
-        xaxis_title="log₂ |W1[n, i]| / |W1[n, j]|  (i stored louder)",
-        yaxis_title="log₂ W2[j, n] / W2[i, n]  (j read out louder)",
-        height=480,
+        xaxis_title=layout.wrap("log₂ |W1[n, i]| / |W1[n, j]|  (i stored louder)", width - 150, layout.AXIS_TITLE_SIZE),
+        yaxis_title=layout.wrap("log₂ W2[j, n] / W2[i, n]  (j read out louder)", 330, layout.AXIS_TITLE_SIZE),
     )
+    layout.frame(fig, title, width, plot_height=350, bottom=layout.TICK_LABEL_HEIGHT + 2 * layout.AXIS_TITLE_HEIGHT,
+                 left=80, right=80)  # fmt: skip
     return fig
 
 
@@ -145,18 +158,24 @@ def plot_motif_frequency(table: pd.DataFrame, x: str, colour: str, title: str | 
             go.Scatter(
                 x=rows[x],
                 y=rows["frequency"],
-                error_y=dict(type="data", symmetric=False, array=rows["high"] - rows["frequency"],
-                             arrayminus=rows["frequency"] - rows["low"], thickness=1),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=rows["high"] - rows["frequency"],
+                    arrayminus=rows["frequency"] - rows["low"],
+                    thickness=1,
+                ),
                 mode="lines+markers",
                 line=dict(color=line_colour),
                 name=f"{colour} = {value:g}",
                 customdata=np.stack([rows["with motif"], rows["instances"]], axis=1),
-                hovertemplate=f"{x} = %{{x:g}}<br>{colour} = {value:g}<br>%{{customdata[0]}} of %{{customdata[1]}} instances"
-                "<br>frequency %{y:.2f}<extra></extra>",
+                hovertemplate=f"{x} = %{{x:g}}<br>{colour} = {value:g}<br>"
+                "%{customdata[0]} of %{customdata[1]} instances<br>frequency %{y:.2f}<extra></extra>",
             )
         )
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title="fraction of instances with the motif", height=420)
+    fig.update_layout(xaxis_title=x, yaxis_title="fraction of instances with the motif")
     fig.update_yaxes(range=[-0.03, 1.03])
+    layout.frame(fig, title, layout.NARROWEST, plot_height=290, legend_names=layout.legend_entries(fig))
     return fig
 
 
@@ -165,49 +184,63 @@ def plot_motif_trace(trace: pd.DataFrame, title: str | None = None) -> go.Figure
     parts of output j's pre-activation (the shared neuron, the inhibitors, the rest) stacked, with the
     pre-activation, the output after the ReLU and the target marked; output i alongside."""
     trace = inputs.frame(trace, "trace")
-    needed = {"j from n", "j from inhibitors", "j from the rest", "pre_j", "out_j", "target_j", "pre_i", "out_i", "target_i"}
+    needed = {
+        "j from n",
+        "j from inhibitors",
+        "j from the rest",
+        "pre_j",
+        "out_j",
+        "target_j",
+        "pre_i",
+        "out_i",
+        "target_i",
+    }
     if missing := needed - set(trace.columns):
         raise ValueError(f"trace lacks the columns {sorted(missing)}; make it with utils.motif.trace_motif")
     cases = list(trace.index)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("output j: parts of its pre-activation", "output i"),
-                        column_widths=[0.62, 0.38], horizontal_spacing=0.1)
+    width, left, right, gap = 420, 60, 20, 50
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=gap / (width - left - right))
+    panels = width - left - right - gap
+    texts = [layout.panel_title(fig, text, 1, col, panels * share)
+             for col, text, share in ((1, "output j: parts of its pre-activation", 0.62), (2, "output i", 0.38))]
     parts = (("j from n", "the shared neuron n", "#636EFA"), ("j from inhibitors", "the inhibitors", "#EF553B"),
              ("j from the rest", "other neurons and bias", "#B6B6B6"))
     for column, name, colour in parts:
-        fig.add_trace(go.Bar(x=cases, y=trace[column], name=name, marker_color=colour,
-                             hovertemplate=f"{name}: %{{y:.3f}}<extra>%{{x}}</extra>"), 1, 1)
-    markers = (("pre", "pre-activation", "line-ew-open", "black"), ("out", "output (after ReLU)", "circle", "black"),
-               ("target", "target |x|", "x-thin-open", "#00CC96"))
+        fig.add_trace(
+            go.Bar(
+                x=cases,
+                y=trace[column],
+                name=name,
+                marker_color=colour,
+                hovertemplate=f"{name}: %{{y:.3f}}<extra>%{{x}}</extra>",
+            ),
+            1,
+            1,
+        )
+    markers = (
+        ("pre", "pre-activation", "line-ew-open", "black"),
+        ("out", "output (after ReLU)", "circle", "black"),
+        ("target", "target |x|", "x-thin-open", "#00CC96"),
+    )
     for col, feature in ((1, "j"), (2, "i")):
         for prefix, name, symbol, colour in markers:
             fig.add_trace(
-                go.Scatter(x=cases, y=trace[f"{prefix}_{feature}"], mode="markers", name=name, legendgroup=name,
-                           showlegend=col == 1, marker=dict(symbol=symbol, size=16, color=colour, line=dict(width=2, color=colour)),
-                           hovertemplate=f"{name} of output {feature}: %{{y:.3f}}<extra>%{{x}}</extra>"),
+                go.Scatter(
+                    x=cases,
+                    y=trace[f"{prefix}_{feature}"],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    marker=dict(symbol=symbol, size=16, color=colour, line=dict(width=2, color=colour)),
+                    hovertemplate=f"{name} of output {feature}: %{{y:.3f}}<extra>%{{x}}</extra>",
+                ),
                 1,
                 col,
             )
-    fig.update_layout(barmode="relative", title=title, height=440)
+    fig.update_layout(barmode="relative")
     fig.update_yaxes(zeroline=True, zerolinecolor="black")
-    return fig
-
-
-def plot_ablation(results: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Loss on "only x_i active" inputs for each detected motif: intact, without its inhibitors, and
-    without as many other neurons chosen at random (from `utils.motif.ablation_study`); log scale."""
-    results = inputs.frame(results, "results")
-    columns = ("loss intact", "loss without inhibitors", "loss, control")
-    if missing := set(columns) - set(results.columns):
-        raise ValueError(f"results lack the columns {sorted(missing)}; make them with utils.motif.ablation_study")
-    names = ("intact", "inhibitors removed", "random other neurons removed")
-    fig = go.Figure()
-    for column, name, colour in zip(columns, names, ("#00CC96", "#EF553B", "#636EFA")):
-        fig.add_trace(
-            go.Box(y=results[column].clip(lower=1e-6), name=name, boxpoints="all", jitter=0.4, pointpos=0,
-                   marker=dict(color=colour, size=4), line=dict(color=colour),
-                   customdata=results["instance"], hovertemplate="instance %{customdata}<br>loss %{y:.3g}<extra></extra>")
-        )
-    fig.update_layout(title=title, yaxis_title="loss on inputs with only x_i active (log scale)", height=440,
-                      showlegend=False)
-    fig.update_yaxes(type="log")
+    bottom = layout.TICK_LABEL_HEIGHT + 8
+    layout.frame(fig, title, width, plot_height=300, top=layout.titles_height(texts), bottom=bottom,
+                 legend_names=layout.legend_entries(fig), left=left, right=right)  # fmt: skip
     return fig

@@ -11,7 +11,7 @@ import torch
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from utils.plots import inputs
+from utils.plots import inputs, layout
 
 INTERFERENCE_SCALE = "Viridis"
 
@@ -59,7 +59,7 @@ def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bo
     base = torch.where(W >= 0, up.cumsum(1) - up, down.cumsum(1) - down)  # the segments below, same side
     h, i = shown.nonzero(as_tuple=True)
     features = go.Bar(
-        x=h.tolist(), y=W[h, i].round(decimals=3).tolist(), base=base[h, i].round(decimals=3).tolist(),
+        x=h.tolist(), y=W[h, i].round(decimals=3).tolist(), base=base[h, i].round(decimals=3).tolist(), width=0.8,
         customdata=torch.stack([i.double(), interference[i]], -1).round(decimals=2).tolist(), showlegend=False,
         marker=dict(color=interference.clamp(0, 1)[i].round(decimals=3).tolist(), colorscale=INTERFERENCE_SCALE,
                     cmin=0, cmax=1, line=dict(width=0.3, color="white"), showscale=showscale,
@@ -73,8 +73,8 @@ def neuron_bar_traces(W: torch.Tensor, interference: torch.Tensor, showscale: bo
         for neuron in (heights.abs() >= 0.01 * W.abs().max()).nonzero().flatten().tolist():
             x.append(neuron), y.append(round(float(heights[neuron]), 3))
             bases.append(round(float(stacked[neuron].sum()), 3)), counts.append(int(columns[neuron]))
-    others = go.Bar(
-        x=x, y=y, base=bases, customdata=counts, showlegend=False, marker=dict(color="lightgrey", line=dict(width=0.3, color="white")),
+    others = go.Bar(  # width set: plotly would take it from the gaps between this trace's few bars
+        x=x, y=y, base=bases, width=0.8, customdata=counts, showlegend=False, marker=dict(color="lightgrey", line=dict(width=0.3, color="white")),
         hovertemplate="%{customdata} other features<br>neuron %{x}<br>sum of W = %{y:.3f}<extra></extra>",
     )  # fmt: skip
     return [features, others]
@@ -113,9 +113,11 @@ def plot_feature_errors(
     for index, (name, value) in enumerate((references or {}).items()):
         fig.add_hline(y=float(value), line=dict(color="grey", dash=["dash", "dot"][index % 2]), annotation_text=name,
                       annotation_position="top left")
-    fig.update_layout(title=title, height=height, barmode="group", bargap=0.1, plot_bgcolor="white")
+    fig.update_layout(barmode="group", bargap=0.1, plot_bgcolor="white")
     fig.update_xaxes(title_text=f"feature, sorted by {next(iter(named))}", showticklabels=False)
     fig.update_yaxes(title_text=y_title, gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, bottom=layout.AXIS_TITLE_HEIGHT + 12,
+                 legend_names=layout.legend_entries(fig))  # fmt: skip
     return fig
 
 
@@ -152,9 +154,10 @@ def plot_response_curves(
     if gain is not None:
         fig.add_trace(go.Scatter(x=x.tolist(), y=(gain * x.clamp_min(0)).tolist(), mode="lines",
                                  name=f"{gain:.3f} · ReLU(x)", line=dict(color="#d62728", width=2)))
-    fig.update_layout(title=title, height=height, plot_bgcolor="white", legend=dict(x=0.02, y=0.98))
+    fig.update_layout(plot_bgcolor="white")
     fig.update_xaxes(title_text="input x_i (others 0)", gridcolor="#eee")
     fig.update_yaxes(title_text="output y_i", gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig
 
 
@@ -176,18 +179,25 @@ def plot_matrices(
         raise ValueError("matrices must hold at least one matrix")
     named = {name: _tensor(M, f"matrices[{name!r}]", 2) for name, M in matrices.items()}
     limit = limit or max(float(M.abs().max()) for M in named.values()) or 1.0
-    fig = make_subplots(rows=1, cols=len(named), subplot_titles=list(named), horizontal_spacing=0.06)
+    n = len(named)
+    left, right, gap = 70, 90, 36
+    width = max(layout.NARROWEST, left + right + n * 160 + (n - 1) * gap)
+    fig = make_subplots(rows=1, cols=n, horizontal_spacing=gap / (width - left - right))
+    panel = (width - left - right - (n - 1) * gap) / n
+    texts = [layout.panel_title(fig, name, 1, index + 1, panel) for index, name in enumerate(named)]
     for index, (name, M) in enumerate(named.items()):
         fig.add_trace(
             go.Heatmap(
                 z=M.round(decimals=3).tolist(), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-                showscale=index == len(named) - 1, hovertemplate=f"{name}[%{{y}}, %{{x}}] = %{{z:.3f}}<extra></extra>",
+                showscale=index == n - 1, colorbar=dict(thickness=14),
+                hovertemplate=f"{name}[%{{y}}, %{{x}}] = %{{z:.3f}}<extra></extra>",
             ),
             1, index + 1,
-        )
+        )  # fmt: skip
         fig.update_yaxes(autorange="reversed", title_text="output j" if index == 0 else None, row=1, col=index + 1)
-        fig.update_xaxes(title_text="input i", row=1, col=index + 1)
-    fig.update_layout(title=title, height=height, plot_bgcolor="white")
+    layout.row_x_title(fig, "input i", 1, n)
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, width, height - layout.CHROME, top=layout.titles_height(texts), left=left, right=right)
     return fig
 
 
@@ -209,7 +219,9 @@ def plot_error_decomposition(
     for name, values, colour in (("attenuation (alone)", attenuation, "#1f77b4"), ("interference", interference, "#d62728")):
         fig.add_trace(go.Bar(x=list(range(order.numel())), y=values[order].tolist(), name=name, marker_color=colour,
                              customdata=order.tolist(), hovertemplate=f"feature %{{customdata}}<br>{name} = %{{y:.4f}}<extra></extra>"))
-    fig.update_layout(title=title, height=height, barmode="relative", bargap=0.05, plot_bgcolor="white")
+    fig.update_layout(barmode="relative", bargap=0.05, plot_bgcolor="white")
     fig.update_xaxes(title_text="feature, sorted by total error", showticklabels=False)
     fig.update_yaxes(title_text="mean squared error", gridcolor="#eee")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, bottom=layout.AXIS_TITLE_HEIGHT + 12,
+                 legend_names=layout.legend_entries(fig))  # fmt: skip
     return fig

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from utils.plots import inputs
+from utils.plots import inputs, layout
 from utils.validation import as_real
 
 CORNER_COLOURS = {
@@ -32,6 +32,10 @@ CORNER_COLOURS = {
 }
 REGION_LABELS = ("not represented", "own dimension", "superposition")
 """Names of the legend square's bottom edge, top-left and top-right corners."""
+PANEL = 130
+"""The narrowest phase-diagram panel, in px."""
+LEGEND_SQUARE = 100
+"""The colour legend's side at the figure's minimum width, in px."""
 
 
 def phase_colours(
@@ -142,7 +146,7 @@ def plot_phase_diagram(
         n_cols: panels per row (default: up to 3).
         norm_title, superposition_title: names of the two metrics in hover read-outs and the legend.
         norm_max, superposition_max: metric values that get the full colour (larger ones are clipped).
-        panel_height: pixels per row of panels; the width follows the page (no fixed width).
+        panel_height: pixels per row of panels (with its titles); the width follows the page (no fixed width).
 
     Hovering a cell reads out both axis values and the three metrics.
     """
@@ -169,22 +173,28 @@ def plot_phase_diagram(
 
     legend_col = n_cols + 1
     specs = [[{} for _ in range(n_cols)] + [{} if row == 0 else None] for row in range(n_rows)]
-    titles = []
-    for row in range(n_rows):
-        for col in range(n_cols):
-            k = row * n_cols + col
-            titles.append(panel_titles[k] if panel_titles and k < n_panels else "")
-        if row == 0:
-            titles.append("colour legend")
-    fig = make_subplots(
-        rows=n_rows,
-        cols=legend_col,
-        specs=specs,
-        subplot_titles=titles,
-        column_widths=[1.0] * n_cols + [0.62],
-        horizontal_spacing=0.06,
-        vertical_spacing=0.12 if n_rows > 1 else 0.08,
-    )
+    fig = make_subplots(rows=n_rows, cols=legend_col, specs=specs)
+    left, right, gap, legend_gap = 66, 20, 20, 46
+    least = max(PANEL, 260 / n_cols)  # a lone panel gets the room of two
+    panel = layout.panel_width(n_cols, panel_titles or [], least, left, right + legend_gap + LEGEND_SQUARE, gap)
+    width = left + right + n_cols * panel + (n_cols - 1) * gap + legend_gap + LEGEND_SQUARE
+    layout.place_columns(fig, [panel] * n_cols + [LEGEND_SQUARE], [0.0] + [gap] * (n_cols - 1) + [legend_gap])
+    titles = [layout.wrap(t, panel, layout.PANEL_TITLE_SIZE) for t in (panel_titles or [])] + ["colour legend"]
+    above = layout.titles_height(titles)
+    row_height = max(120.0, panel_height - above - 24)
+    plot_height = layout.stack_rows(fig, [row_height] * n_rows, [0.0] + [above + 12] * (n_rows - 1))
+    for k in range(n_panels):
+        if panel_titles:
+            layout.panel_title(fig, panel_titles[k], k // n_cols + 1, k % n_cols + 1, panel)
+    # the legend square: its own height at the minimum width, at the top of its cell
+    square = fig.get_subplot(1, legend_col)
+    top = square.yaxis.domain[1]
+    square.yaxis.domain = [max(0.0, top - LEGEND_SQUARE / plot_height), top]
+    fig.add_annotation(  # over the square itself, wherever its column puts it
+        text="colour legend", x=0.5, y=1, xref=f"{square.xaxis.plotly_name.replace('axis', '')} domain",
+        yref=f"{square.yaxis.plotly_name.replace('axis', '')} domain", yanchor="bottom", yshift=4, showarrow=False,
+        font=dict(size=layout.PANEL_TITLE_SIZE),
+    )  # fmt: skip
 
     x_real = 10 ** torch.tensor(log_x)
     y_real = 10 ** torch.tensor(log_y)
@@ -208,8 +218,18 @@ def plot_phase_diagram(
         )
         rgb = phase_colours(norm[k], superposition[k], norm_max, superposition_max)
         fig.add_trace(_rgb_heatmap(rgb, log_x, log_y, customdata=_significant(custom), hovertemplate=hover), row, col)
-        fig.update_xaxes(**x_ticks, title_text=x_title if row == n_rows else None, row=row, col=col)
-        fig.update_yaxes(**y_ticks, title_text=y_title if col == 1 else None, row=row, col=col)
+        # tick labels on the left column and under the lowest panel of each column only: all panels share both axes
+        fig.update_xaxes(**x_ticks, showticklabels=k + n_cols >= n_panels, row=row, col=col)
+        fig.update_yaxes(**y_ticks, showticklabels=col == 1, row=row, col=col)
+    bottom_row = fig.get_subplot(n_rows, 1).yaxis.domain[0]
+    last_full = fig.get_subplot(n_rows if n_panels % n_cols == 0 else max(1, n_rows - 1), n_cols)
+    fig.add_annotation(
+        text=x_title, x=(fig.get_subplot(1, 1).xaxis.domain[0] + last_full.xaxis.domain[1]) / 2, y=bottom_row,
+        xref="paper", yref="paper", xanchor="center", yanchor="top", yshift=-layout.TICK_LABEL_HEIGHT - 4,
+        showarrow=False, font=dict(size=layout.AXIS_TITLE_SIZE),
+    )  # fmt: skip
+    y_span = fig.get_subplot(1, 1).yaxis.domain[1]
+    layout.column_y_title(fig, y_title, bottom_row, y_span, shift=layout.text_width("0.001", layout.TICK_SIZE) + 10)
 
     steps = torch.linspace(0.0, 1.0, 21)
     legend_s = steps[None, :].expand(21, 21)
@@ -226,24 +246,24 @@ def plot_phase_diagram(
         1,
         legend_col,
     )
-    fig.update_xaxes(title_text=superposition_title, tickvals=[0, superposition_max], row=1, col=legend_col)
-    fig.update_yaxes(title_text=norm_title, tickvals=[0, norm_max], scaleanchor=f"x{legend_col}", row=1, col=legend_col)
-    for label, x, y in zip(
+    legend_axis = fig.get_subplot(1, legend_col).xaxis.plotly_name.replace("axis", "")
+    fig.update_xaxes(title_text=superposition_title, title_standoff=4, tickvals=[0, superposition_max], row=1, col=legend_col)
+    fig.update_yaxes(title_text=norm_title, title_standoff=4, tickvals=[0, norm_max], scaleanchor=legend_axis,
+                     constrain="domain", row=1, col=legend_col)  # fmt: skip
+    fig.update_xaxes(constrain="domain", constraintoward="left", row=1, col=legend_col)  # next to the panels
+    # the region names: bottom edge, top left, and the right side a line lower (two names side by side
+    # would not fit a small square)
+    for label, x, y, anchor in zip(
         REGION_LABELS,
         (0.5 * superposition_max, 0.0, superposition_max),
-        (0.12 * norm_max, 0.9 * norm_max, 0.9 * norm_max),
+        (0.1 * norm_max, 0.92 * norm_max, 0.75 * norm_max),
+        ("center", "left", "right"),
     ):
-        fig.add_annotation(
-            x=x, y=y, text=label, showarrow=False, font=dict(size=10, color="black"),
-            xanchor="center" if x not in (0.0, superposition_max) else ("left" if x == 0.0 else "right"),
-            row=1, col=legend_col,
-        )
-    fig.update_xaxes(showgrid=False, zeroline=False)
-    fig.update_yaxes(showgrid=False, zeroline=False)
-    fig.update_layout(
-        title=title,
-        height=int(panel_height * n_rows) + 110,
-        plot_bgcolor="white",
-        margin=dict(t=90, l=70, r=20, b=60),
-    )
+        fig.add_annotation(x=x, y=y, text=label, showarrow=False, font=dict(size=10, color="black"), xanchor=anchor,
+                           row=1, col=legend_col)  # fmt: skip
+    fig.update_xaxes(showgrid=False, zeroline=False, ticks="outside", ticklen=4)
+    fig.update_yaxes(showgrid=False, zeroline=False, ticks="outside", ticklen=4)
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, width, plot_height, top=above, bottom=layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT + 8,
+                 left=left, right=right)  # fmt: skip
     return fig

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import qualitative
 
-from utils.plots import inputs
+from utils.plots import inputs, layout
 
 
 def plot_sae_tradeoff(
@@ -16,7 +16,8 @@ def plot_sae_tradeoff(
     title: str = "Sparsity against reconstruction",
     height: int = 440,
 ) -> go.Figure:
-    """One line of SAEs per entry of `curves`: each SAE a point at (L0, fraction of variance unexplained).
+    """One line of SAEs per entry of `curves`: each SAE a point at (L0, fraction of variance unexplained),
+    with the legend below the plot.
 
     Args:
         curves: name -> `(l0, fvu)`, two `(n,)` tensors (one point per SAE, joined in the given order).
@@ -47,7 +48,11 @@ def plot_sae_tradeoff(
         )
     if true_l0 is not None:
         fig.add_vline(x=true_l0, line=dict(color="grey", dash="dash"), annotation_text="true features per input")
+    l0_values = [x for trace in fig.data for x in trace.x if x > 0] + ([true_l0] if true_l0 else [])
     fig.update_xaxes(title_text="L0: latents active per input", type="log", showgrid=True, gridcolor="#eee")
+    if l0_values:
+        fig.update_xaxes(**layout.log_ticks(min(l0_values), max(l0_values), fit=5))
     fig.update_yaxes(title_text="fraction of variance unexplained", showgrid=True, gridcolor="#eee")
-    fig.update_layout(title=title, height=height, plot_bgcolor="white", legend=dict(x=1.02, y=1))
+    fig.update_layout(plot_bgcolor="white")
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig

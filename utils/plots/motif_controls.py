@@ -1,0 +1,74 @@
+"""Figures for chapter 7's controls: how tightly each kind of shared pair is cancelled, and what cutting
+the motif's inhibitor paths costs next to a matched control."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from utils.plots import inputs
+
+_KINDS = ("asymmetric", "reverse", "near-symmetric", "other")
+_KIND_NAMES = {
+    "asymmetric": "asymmetric (i → j, the large leak)",
+    "reverse": "reverse (j → i, the small leak)",
+    "near-symmetric": "near-symmetric",
+    "other": "other shared pairs",
+}
+_FLOOR = 1e-7  # loss increases below this are drawn at it on the log scale
+
+
+def plot_cancellation_by_kind(pairs: pd.DataFrame, cap: float = 3.0, title: str | None = None) -> go.Figure:
+    """Inhibition / leak for every shared pair, one box per kind (from `utils.motif.shared_pairs`), capped
+    at `cap`; the dashed line at 1 is exact cancellation."""
+    pairs = inputs.frame(pairs, "pairs")
+    cap = inputs.optional_number(cap, "cap")
+    if missing := {"kind", "leak", "inhibition"} - set(pairs.columns):
+        raise ValueError(f"pairs lack the columns {sorted(missing)}; make them with utils.motif.shared_pairs")
+    fig = go.Figure()
+    for kind in _KINDS:
+        rows = pairs[pairs["kind"] == kind]
+        ratio = (rows["inhibition"] / rows["leak"]).clip(upper=cap)
+        fig.add_trace(
+            go.Box(
+                y=ratio,
+                name=f"{_KIND_NAMES[kind]}<br>({len(rows)} pairs)",
+                boxpoints=False,
+            )
+        )
+    fig.add_hline(y=1.0, line=dict(color="black", dash="dash"))
+    fig.update_layout(title=title, yaxis_title=f"inhibition / leak (capped at {cap:g})", height=440, showlegend=False)
+    return fig
+
+
+def plot_path_ablation(results: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """For each detected motif (from `utils.motif.path_ablation_study`): the loss increase on "only x_i
+    active" inputs against the strength of the paths cut, for the motif's inhibitor -> j paths and for
+    the matched control; log-log."""
+    results = inputs.frame(results, "results")
+    needed = {"instance", "loss intact", "loss, paths cut", "loss, control", "strength cut", "control strength"}
+    if missing := needed - set(results.columns):
+        raise ValueError(f"results lack the columns {sorted(missing)}; make them with utils.motif.path_ablation_study")
+    fig = go.Figure()
+    series = (
+        ("loss, paths cut", "strength cut", "inhibitor → j paths cut", "#EF553B"),
+        ("loss, control", "control strength", "matched control: other pull-downs cut", "#636EFA"),
+    )
+    for loss, strength, name, colour in series:
+        rows = results.dropna(subset=[loss])
+        increase = (rows[loss] - rows["loss intact"]).clip(lower=_FLOOR)
+        fig.add_trace(
+            go.Scatter(
+                x=rows[strength],
+                y=increase,
+                mode="markers",
+                name=name,
+                marker=dict(color=colour, size=7, opacity=0.8),
+                customdata=rows["instance"],
+                hovertemplate="instance %{customdata}<br>strength %{x:.2f}<br>loss increase %{y:.2e}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(type="log", title_text="strength of the cut paths, Σ s·W1[m, i]·|W2[f, m]|")
+    fig.update_yaxes(type="log", title_text=f"loss increase on 'only x_i' inputs (below {_FLOOR:g} drawn at it)")
+    fig.update_layout(title=title, height=460, legend=dict(orientation="h", y=-0.2))
+    return fig
