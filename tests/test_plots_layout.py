@@ -124,6 +124,12 @@ def every_figure():
             pd.DataFrame({"instance": [0, 1], "loss intact": [0.01, 0.02], "loss, paths cut": [0.5, 0.03],
                           "loss, control": [0.02, 0.02], "strength cut": [2.0, 1.0], "control strength": [1.5, 0.5]})
         ),  # fmt: skip
+        "trajectories": plots.plot_feature_trajectories(
+            torch.arange(10.0), torch.rand(10, 3, generator=generator), "norm"
+        ),
+        "attack terms": plots.plot_attack_terms({"a": torch.randn(5, generator=generator), "b": torch.zeros(5)}),
+        "hidden points": plots.plot_hidden_points([torch.randn(4, 2, generator=generator)], W[:1], ["T = 4"]),
+        "sae trade-off": plots.plot_sae_tradeoff({"L1": (x, 1 / x)}, true_l0=2.0),
         "regimes": plots.plot_regime_diagram(
             torch.randint(0, 4, (2, 3, 4), generator=generator), grid, torch.logspace(-1, 1, 4),
             torch.logspace(-2, 0, 3), ("dropped", "own dimension", "antipodal", "same sign"),
@@ -178,6 +184,15 @@ def test_every_figure_is_laid_out_for_a_minimum_width_in_a_named_font():
         assert len(title) <= 1, name
         for annotation in title:  # the title fits the minimum width
             assert layout.text_width(annotation.text, layout.TITLE_SIZE) <= width, name
+
+
+def test_a_reference_line_on_a_log_axis_is_labelled_at_its_height():
+    x = torch.arange(1.0, 6.0)
+    fig = plots.plot_curves(x, {"a": x}, log_y=True, references={"optimum": 2.0})
+    (label,) = [a for a in fig.layout.annotations if a.text == "optimum"]
+    assert label.y == pytest.approx(math.log10(2.0)) and fig.layout.shapes[0].y0 == 2.0  # annotations take log10
+    linear = plots.plot_curves(x, {"a": x}, references={"optimum": 2.0})
+    assert [a.y for a in linear.layout.annotations if a.text == "optimum"] == [2.0]
 
 
 def test_long_titles_wrap_instead_of_running_off():

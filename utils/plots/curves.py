@@ -3,6 +3,8 @@ parameter), with optional horizontal reference lines."""
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 import torch
 from plotly.colors import qualitative
@@ -66,6 +68,8 @@ def curves_figure(
     for index, (name, value) in enumerate((references or {}).items()):
         fig.add_hline(y=float(value), line=dict(color="grey", dash=["dash", "dot", "dashdot"][index % 3]),
                       annotation_text=name, annotation_position="top left")  # fmt: skip
+        if log_y and value > 0:  # on a log axis an annotation's y is log10 of the value, a line's y the value
+            fig.layout.annotations[-1].y = math.log10(value)
     fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
     if log_x:
