@@ -26,24 +26,32 @@ def variance_by_law_of_total_variance(p):
     return p / 12 + p * (1 - p) / 4
 
 
-@pytest.mark.parametrize("variance", [feature_variance, variance_by_moments, variance_as_tensor, variance_by_law_of_total_variance])
+@pytest.mark.parametrize(
+    "variance", [feature_variance, variance_by_moments, variance_as_tensor, variance_by_law_of_total_variance]
+)
 def test_variance_check_accepts(variance, capsys):
     assert checks.check_feature_variance(variance) is variance
     assert "feature_variance: all checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, message", [
-    (lambda p: p / 3, r"that is E\[x²\], the mean of the square"),
-    (lambda p: p / 12, "p times the variance of an active value"),  # distribution: forgets the zeros' spread
-    (lambda p: 1 / 12, "the feature is 0 with probability 1 - p"),  # distribution: ignores sparsity
-    (lambda p: math.sqrt(p / 3 - p**2 / 4), "that is the standard deviation"),
-    (lambda p: p / 3 - p**2 / 2, r"E\[x\] = p/2, so E\[x\]² = p²/4, not p²/2"),
-    (lambda p: p * (1 - p) / 4, "the spread of the on/off switch alone"),  # distribution: ignores the value's spread
-    (lambda p: p / 3 - p**2 / 4 + 0.01, r"feature_variance\(0\) = 0.01.*always 0"),
-    (lambda p: (1 - p) / 3 - (1 - p) ** 2 / 4, r"feature_variance\(0\) = 0.0833.*always 0"),  # sparsity for density
-    (lambda p: [p], "should be a number"),
-    (lambda p: torch.tensor([p, p]), "should be one number"),
-])
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda p: p / 3, r"that is E\[x²\], the mean of the square"),
+        (lambda p: p / 12, "p times the variance of an active value"),  # distribution: forgets the zeros' spread
+        (lambda p: 1 / 12, "the feature is 0 with probability 1 - p"),  # distribution: ignores sparsity
+        (lambda p: math.sqrt(p / 3 - p**2 / 4), "that is the standard deviation"),
+        (lambda p: p / 3 - p**2 / 2, r"E\[x\] = p/2, so E\[x\]² = p²/4, not p²/2"),
+        (
+            lambda p: p * (1 - p) / 4,
+            "the spread of the on/off switch alone",
+        ),  # distribution: ignores the value's spread
+        (lambda p: p / 3 - p**2 / 4 + 0.01, r"feature_variance\(0\) = 0.01.*always 0"),
+        (lambda p: (1 - p) / 3 - (1 - p) ** 2 / 4, r"feature_variance\(0\) = 0.0833.*always 0"),  # sparsity for density
+        (lambda p: [p], "should be a number"),
+        (lambda p: torch.tensor([p, p]), "should be one number"),
+    ],
+)
 def test_variance_check_catches(wrong, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_feature_variance(wrong)
@@ -79,15 +87,24 @@ def test_bias_check_accepts(best_bias, capsys):
     assert "best_bias: all checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, message", [
-    (lambda W, m: m.clone(), "returned the mean itself"),
-    (lambda W, m: optimal_bias(W, torch.full_like(m, 0.5)), "used 1/2 for the mean"),  # distribution: assumes dense data
-    (lambda W, m: m + W.T @ (W @ m), "sign of WᵀW·mean flipped"),
-    (lambda W, m: W.T @ (W @ m), r"best_bias\(W, mean\) .* is wrong at"),
-    (lambda W, m: m - (W @ W.T) * m, r"best_bias\(W, mean\) .* has shape|raised"),  # structure: WWᵀ instead of WᵀW
-    (lambda W, m: (m - W.T @ (W @ m))[None], r"has shape \(1, 2\); expected"),
-    (lambda W, m: m - torch.diag(W.T @ W) * m, r"best_bias\(W, mean\) .* is wrong at"),  # structure: keeps only WᵀW's diagonal
-])
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda W, m: m.clone(), "returned the mean itself"),
+        (
+            lambda W, m: optimal_bias(W, torch.full_like(m, 0.5)),
+            "used 1/2 for the mean",
+        ),  # distribution: assumes dense data
+        (lambda W, m: m + W.T @ (W @ m), "sign of WᵀW·mean flipped"),
+        (lambda W, m: W.T @ (W @ m), r"best_bias\(W, mean\) .* is wrong at"),
+        (lambda W, m: m - (W @ W.T) * m, r"best_bias\(W, mean\) .* has shape|raised"),  # structure: WWᵀ instead of WᵀW
+        (lambda W, m: (m - W.T @ (W @ m))[None], r"has shape \(1, 2\); expected"),
+        (
+            lambda W, m: m - torch.diag(W.T @ W) * m,
+            r"best_bias\(W, mean\) .* is wrong at",
+        ),  # structure: keeps only WᵀW's diagonal
+    ],
+)
 def test_bias_check_catches(wrong, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_best_bias(wrong)
@@ -131,22 +148,32 @@ def with_sigma(make_sigma, clamp=True, total=None, denominator=None, halve=True)
             gain = 0.0
         value = (torch.trace(D @ sigma) if total is None else total(sigma)) - gain
         return value / 2 if halve else value
+
     return loss_along
 
 
 population = lambda x: torch.cov(x.T, correction=0)  # noqa: E731
 
 
-@pytest.mark.parametrize("wrong, message", [
-    (with_sigma(population, halve=False), "summed over the two features"),
-    (with_sigma(lambda x: torch.cov(x.T)), r"covariance with 1/\(n - 1\)"),
-    (with_sigma(lambda x: x.T @ x / len(x)), r"E\[xxᵀ\] instead of the covariance"),  # distribution: the mean is not removed
-    (with_sigma(population, clamp=False), "best ‖W‖² would be negative"),  # structure: a >= 0
-    (with_sigma(population, denominator=lambda s, w: s**2), r"not \(uᵀΣu\)²"),
-    (with_sigma(population, total=torch.trace, denominator=lambda s, w: s * w), r"loss_along on .* is"),
-    (lambda x, importance, u: float(with_sigma(population)(x, torch.ones(2, dtype=torch.float64), u)), "the importances are missing"),
-    (lambda x, importance, u: torch.ones(2), "should be one number"),
-])
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (with_sigma(population, halve=False), "summed over the two features"),
+        (with_sigma(lambda x: torch.cov(x.T)), r"covariance with 1/\(n - 1\)"),
+        (
+            with_sigma(lambda x: x.T @ x / len(x)),
+            r"E\[xxᵀ\] instead of the covariance",
+        ),  # distribution: the mean is not removed
+        (with_sigma(population, clamp=False), "best ‖W‖² would be negative"),  # structure: a >= 0
+        (with_sigma(population, denominator=lambda s, w: s**2), r"not \(uᵀΣu\)²"),
+        (with_sigma(population, total=torch.trace, denominator=lambda s, w: s * w), r"loss_along on .* is"),
+        (
+            lambda x, importance, u: float(with_sigma(population)(x, torch.ones(2, dtype=torch.float64), u)),
+            "the importances are missing",
+        ),
+        (lambda x, importance, u: torch.ones(2), "should be one number"),
+    ],
+)
 def test_direction_check_catches(wrong, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_loss_along(wrong)

@@ -123,15 +123,21 @@ def summed_history(model, steps=1000, batch_size=1024, lr=1e-2):
     return reference_train_fresh(model, steps, batch_size, lr).sum(dim=1)
 
 
-@pytest.mark.parametrize("wrong, message", [
-    (fixed_batch, "trains on one batch drawn once"),  # structure: fresh data each step
-    (dense_uniform_data, r"loss at step 0 .*model.generate_batch\(batch_size\) \(the model's own sparse data"),  # distribution
-    (without_importance, "ignores the importances"),
-    (recorded_after_the_update, "recorded after its update"),
-    (without_zero_grad, r"gradients pile up.*zero_grad"),
-    (plain_sgd, r"plain SGD: use torch.optim.Adam"),
-    (summed_history, r"summed over instances; return each instance's loss"),
-])
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (fixed_batch, "trains on one batch drawn once"),  # structure: fresh data each step
+        (
+            dense_uniform_data,
+            r"loss at step 0 .*model.generate_batch\(batch_size\) \(the model's own sparse data",
+        ),  # distribution
+        (without_importance, "ignores the importances"),
+        (recorded_after_the_update, "recorded after its update"),
+        (without_zero_grad, r"gradients pile up.*zero_grad"),
+        (plain_sgd, r"plain SGD: use torch.optim.Adam"),
+        (summed_history, r"summed over instances; return each instance's loss"),
+    ],
+)
 def test_training_check_catches(wrong, message):
     with pytest.raises(AssertionError, match=message):
         checks.check_train_fresh(wrong)

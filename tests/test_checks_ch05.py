@@ -130,16 +130,20 @@ def batch_loop(self, batch_size, generator=None):
     batch = torch.zeros(batch_size, self.cfg.n_inst, self.cfg.n_features)
     for k in range(self.cfg.n_inst):
         for f in range(self.cfg.n_features):
-            active = torch.rand(batch_size) < self.feature_probability[k, f]
-            batch[:, k, f] = torch.where(active, torch.empty(batch_size).uniform_(-1, 1), 0.0)
+            active = torch.rand(batch_size, generator=generator) < self.feature_probability[k, f]
+            batch[:, k, f] = torch.where(active, torch.empty(batch_size).uniform_(-1, 1, generator=generator), 0.0)
     return batch
 
 
 def batch_sign_times_size(self, batch_size, generator=None):
     """A random sign times a uniform size: also uniform on [-1, 1]."""
     shape = (batch_size, *self.feature_probability.shape)
-    sign = torch.where(torch.rand(shape) < 0.5, -1.0, 1.0)
-    return (torch.rand(shape) < self.feature_probability) * sign * torch.rand(shape)
+    sign = torch.where(torch.rand(shape, generator=generator) < 0.5, -1.0, 1.0)
+    return (
+        (torch.rand(shape, generator=generator) < self.feature_probability)
+        * sign
+        * torch.rand(shape, generator=generator)
+    )
 
 
 def loss_loop(self, out, batch):
@@ -179,6 +183,13 @@ def batch_from(activity, values):
 
 def fair(self, shape):
     return torch.rand(shape) < self.feature_probability
+
+
+def values_off_stream(self, batch_size, generator=None):
+    """Activity from `generator`, values from torch's global stream."""
+    shape = (batch_size, *self.feature_probability.shape)
+    active = torch.rand(shape, generator=generator) < self.feature_probability
+    return torch.where(active, 2 * torch.rand(shape) - 1, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -272,6 +283,12 @@ def fair(self, shape):
             ),
             "yours is active with 1 - p",
         ),
+        # generate_batch: the data stream
+        (
+            dict(generate_batch=batch_from(fair, lambda s: 2 * torch.rand(s) - 1)),
+            "gave different batches for two generators with the same seed",
+        ),
+        (dict(generate_batch=values_off_stream), "gave different batches for two generators with the same seed"),
         # loss_per_instance
         (
             dict(loss_per_instance=lambda self, out, batch: (self.importance * (out - batch) ** 2).mean(dim=(0, 2))),

@@ -172,3 +172,17 @@ def test_exact_model_losses_follow_each_models_grid_point():
         weight_decay=1e-3,
     )
     assert losses.shape == (2, 2, 2, 2) and losses[k, i, j, s].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_the_largest_seed_trains_and_evaluates():
+    """seed = 2**64 - 1 is a valid seed; its evaluation stream (seed + 1) wraps around instead of overflowing."""
+    result = hierarchical_sweep(
+        torch.tensor([0.1]),
+        torch.tensor([1.0]),
+        torch.tensor([1.0]),
+        n_seeds=2,
+        steps=2,
+        seed=2**64 - 1,
+        progress=False,
+    )
+    assert torch.isfinite(result.loss).all()

@@ -46,7 +46,8 @@ def test_dimensionality_of_unlearned_feature_is_zero_not_nan():
 
 def test_interference_and_norms_by_hand():
     W = torch.tensor([[[1.0, 0.6, 0.0], [0.0, 0.8, 2.0]]])
-    # Unit directions: (1,0), (0.6,0.8), (0,1). Feature 0 sees 0.6² + 0² ; feature 1 sees 0.6² + 1.6²; feature 2 sees 0 + 0.8².
+    # Unit directions: (1,0), (0.6,0.8), (0,1).
+    # Feature 0 sees 0.6² + 0² ; feature 1 sees 0.6² + 1.6²; feature 2 sees 0 + 0.8².
     assert torch.allclose(interference(W), torch.tensor([[0.36, 0.36 + 2.56, 0.64]]), atol=1e-6)
     assert torch.allclose(feature_norms(W), torch.tensor([[1.0, 1.0, 2.0]]))
     assert torch.allclose(cosine_similarities(W)[0, 0, 1], torch.tensor(0.6))
@@ -70,7 +71,9 @@ def test_feature_variance_and_population_optimum():
     assert math.isclose(feature_variance(1.0), 1 / 12)
     assert math.isclose(feature_variance(0.2), 0.2 / 3 - 0.01)
     assert math.isclose(population_optimum(1.0, torch.tensor([1.0, 1.0])), 1 / 24)
-    assert math.isclose(population_optimum(0.2, torch.tensor([1.0, 0.1])), 0.1 * feature_variance(0.2) / 2, rel_tol=1e-6)
+    assert math.isclose(
+        population_optimum(0.2, torch.tensor([1.0, 0.1])), 0.1 * feature_variance(0.2) / 2, rel_tol=1e-6
+    )
     with pytest.raises(ValueError, match=r"density must lie in \[0, 1\]"):
         feature_variance(1.2)
 
@@ -91,7 +94,7 @@ def test_linear_optimum_matches_brute_force_minimisation():
         b = torch.zeros(2, dtype=torch.float64, requires_grad=True)
         optimizer = torch.optim.LBFGS([W, b], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14)
 
-        def closure():
+        def closure(optimizer=optimizer, W=W, b=b):
             optimizer.zero_grad()
             value = loss(W, b)
             value.backward()

@@ -45,5 +45,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"feature_probability must have shape \(inst, k\)"):
         SamplerLaw(correlated, torch.ones(2), 2)
     law = SamplerLaw(lambda p, b: torch.zeros(b, 2), torch.ones(2, 1), 2)
-    with pytest.raises(ValueError, match=r"returned \(7, 2\); a batch must have shape \(batch, inst, feats\) = \(7, 2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"returned \(7, 2\); a batch must have shape \(batch, inst, feats\) = \(7, 2, 2\)"
+    ):
         law.sample(7)

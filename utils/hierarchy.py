@@ -22,7 +22,7 @@ from utils.hierarchy_optima import expected_loss
 from utils.metrics import feature_norms, interference
 from utils.models import ToyModel, ToyModelConfig
 from utils.train import drop_worst_mean, evaluate, optimize
-from utils.validation import as_float_tensor, as_vector, check_positive_int, check_seed
+from utils.validation import SEED_LIMIT, as_float_tensor, as_vector, check_positive_int, check_seed
 
 
 @dataclass
@@ -125,7 +125,9 @@ def hierarchical_sweep(
         model.W.copy_(sign_start(model.W.shape, seed))
     optimize(model, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, progress=progress)
     # As many models as training, so compiled too (kernel.c on a CPU: a second for all 144,000).
-    losses = evaluate(model, eval_samples, generator=torch.Generator(device).manual_seed(seed + 1), compiled=True)
+    losses = evaluate(
+        model, eval_samples, generator=torch.Generator(device).manual_seed((seed + 1) % SEED_LIMIT), compiled=True
+    )
     W = model.W.detach().cpu()
     norm, superposition = phase_metrics(W)
     shape = (len(p_feature1), conditional_axis.numel(), importance_axis.numel())

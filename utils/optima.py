@@ -78,7 +78,9 @@ def optimal_bias(W: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     squares of (WᵀWx + b - x), so the best b is the mean of x - WᵀWx, whatever the importances.
     """
     if W.dim() != 2 or mean.shape != (W.shape[1],):
-        raise ValueError(f"W must have shape (d_hidden, feats) and mean (feats,), got {tuple(W.shape)} and {tuple(mean.shape)}")
+        raise ValueError(
+            f"W must have shape (d_hidden, feats) and mean (feats,), got {tuple(W.shape)} and {tuple(mean.shape)}"
+        )
     return mean - W.T @ (W @ mean)
 
 
@@ -144,7 +146,10 @@ def antipodal_loss(density: float | torch.Tensor, importance: torch.Tensor) -> t
     return density**2 * importance.sum(-1) / 12
 
 
-_GAUSS = ((torch.tensor([-(0.6**0.5), 0.0, 0.6**0.5], dtype=torch.float64) + 1) / 2, torch.tensor([5, 8, 5], dtype=torch.float64) / 18)
+_GAUSS = (
+    (torch.tensor([-(0.6**0.5), 0.0, 0.6**0.5], dtype=torch.float64) + 1) / 2,
+    torch.tensor([5, 8, 5], dtype=torch.float64) / 18,
+)
 """Gauss-Legendre nodes and weights on [0, 1], exact for polynomials of degree 5."""
 _SIMPSON = (torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64), torch.tensor([1, 4, 1], dtype=torch.float64) / 6)
 """Simpson's rule on [0, 1], exact for polynomials of degree 3."""
@@ -202,7 +207,9 @@ def two_feature_loss(W: torch.Tensor, b: torch.Tensor, density: torch.Tensor, im
     # One feature j active with value t: output i has pre-activation A_ij t + b_i and target δ_ij t.
     offset = b[:, :, None].expand_as(A)
     lo, hi = _positive_part(A, offset)
-    single = eye / 3 + _integral(lambda t: (A[..., None] * t + offset[..., None] - eye[..., None] * t) ** 2 - (eye[..., None] * t) ** 2, lo, hi)
+    single = eye / 3 + _integral(
+        lambda t: (A[..., None] * t + offset[..., None] - eye[..., None] * t) ** 2 - (eye[..., None] * t) ** 2, lo, hi
+    )
     # Both active: x₂ = t outer, x₁ = s inner; output i is positive where A_i1 s + (A_i2 t + b_i) > 0.
     a1, a2 = A[:, :, 0], A[:, :, 1]  # (k, i)
     kink_0, ok = _zero_of(a2, b)  # the kink leaves the square at s = 0 ...
@@ -216,7 +223,8 @@ def two_feature_loss(W: torch.Tensor, b: torch.Tensor, density: torch.Tensor, im
     t_weight = (width[..., None] * weights).flatten(-2)
     c = a2[..., None] * t + b[..., None]
     lo, hi = _positive_part(a1[..., None].expand_as(c), c)
-    x_is_s = torch.tensor([1.0, 0.0], dtype=W.dtype, device=W.device)[:, None, None]  # output 0's target is s, output 1's is t
+    # output 0's target is s, output 1's is t
+    x_is_s = torch.tensor([1.0, 0.0], dtype=W.dtype, device=W.device)[:, None, None]
     target = lambda s: x_is_s * s + (1 - x_is_s) * t[..., None]  # noqa: E731
 
     def excess(s):  # squared error where the output is on, minus the error of outputting 0
@@ -285,7 +293,9 @@ def two_feature_optimum(
     """
     density, importance2 = (torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (density, importance2))
     if density.shape != importance2.shape:
-        raise ValueError(f"density and importance2 must have the same length, got {density.numel()} and {importance2.numel()}")
+        raise ValueError(
+            f"density and importance2 must have the same length, got {density.numel()} and {importance2.numel()}"
+        )
     if not ((density >= 0) & (density <= 1)).all() or (importance2 < 0).any():
         raise ValueError("density must lie in [0, 1] and importance2 must be non-negative")
     k, n_starts = density.numel(), starts.shape[0]
@@ -301,7 +311,9 @@ def two_feature_optimum(
     current = value(theta, p, i2)
     eye = torch.eye(4, dtype=torch.float64)
     for _ in range(iterations):
-        step = torch.linalg.solve(curvature(theta, p, i2) + damping[:, None, None] * eye, gradient(theta, p, i2)[..., None])[..., 0]
+        step = torch.linalg.solve(
+            curvature(theta, p, i2) + damping[:, None, None] * eye, gradient(theta, p, i2)[..., None]
+        )[..., 0]
         candidate = theta - step
         new = value(candidate, p, i2)
         better = new < current

@@ -23,9 +23,13 @@ class SamplerLaw:
         n_features: how many features one sample has (e.g. 2 per pair).
     """
 
-    def __init__(self, sample: Callable[[torch.Tensor, int], torch.Tensor], feature_probability: torch.Tensor, n_features: int):
+    def __init__(
+        self, sample: Callable[[torch.Tensor, int], torch.Tensor], feature_probability: torch.Tensor, n_features: int
+    ):
         if not callable(sample):
-            raise TypeError(f"sample must be a function (feature_probability, batch_size) -> batch, got {type(sample).__name__}")
+            raise TypeError(
+                f"sample must be a function (feature_probability, batch_size) -> batch, got {type(sample).__name__}"
+            )
         feature_probability = torch.as_tensor(feature_probability, dtype=torch.float32)
         if feature_probability.dim() != 2:
             raise ValueError(f"feature_probability must have shape (inst, k), got {tuple(feature_probability.shape)}")
@@ -38,12 +42,18 @@ class SamplerLaw:
         """A batch `(batch_size, inst, feats)` from the wrapped function, seeded from `generator`."""
         check_positive_int(batch_size, "batch_size")
         device = self.feature_probability.device
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device if generator is not None else "cpu"))
+        seed = int(
+            torch.randint(
+                0, 2**62, (1,), generator=generator, device=generator.device if generator is not None else "cpu"
+            )
+        )
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             batch = self._sample(self.feature_probability, batch_size)
         expected = (batch_size, self.n_inst, self.n_features)
         if not isinstance(batch, torch.Tensor) or tuple(batch.shape) != expected:
             shape = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
-            raise ValueError(f"the sampling function returned {shape}; a batch must have shape (batch, inst, feats) = {expected}")
+            raise ValueError(
+                f"the sampling function returned {shape}; a batch must have shape (batch, inst, feats) = {expected}"
+            )
         return batch.to(device=device, dtype=torch.float32)

@@ -37,12 +37,21 @@ def integrated_variance(p: float, n_grid: int = 100_000) -> float:
 
 
 VARIANCE_MISTAKES: list[tuple[Callable[[float], float], str]] = [
-    (lambda p: p / 3, "that is E[x²], the mean of the square; the variance also subtracts the square of the mean, E[x]²"),
-    (lambda p: p / 12, "that is p times the variance of an active value (1/12): it leaves out the spread between the zeros "
-                       "and the active values; compute E[x²] - E[x]² over the whole distribution"),
+    (
+        lambda p: p / 3,
+        "that is E[x²], the mean of the square; the variance also subtracts the square of the mean, E[x]²",
+    ),
+    (
+        lambda p: p / 12,
+        "that is p times the variance of an active value (1/12): it leaves out the spread between the zeros "
+        "and the active values; compute E[x²] - E[x]² over the whole distribution",
+    ),
     (lambda p: math.sqrt(p / 3 - p**2 / 4), "that is the standard deviation, the square root of the variance"),
     (lambda p: p / 3 - p**2 / 2, "E[x] = p/2, so E[x]² = p²/4, not p²/2"),
-    (lambda p: p * (1 - p) / 4, "that is the spread of the on/off switch alone (p(1 - p) times (1/2)²); an active value also varies"),
+    (
+        lambda p: p * (1 - p) / 4,
+        "that is the spread of the on/off switch alone (p(1 - p) times (1/2)²); an active value also varies",
+    ),
     (lambda p: 1 / 12, "that is the variance of an active value whatever p: the feature is 0 with probability 1 - p"),
 ]
 
@@ -59,9 +68,13 @@ def check_feature_variance(variance) -> None:
         if all(abs(g - mistake(p)) < 1e-6 for g, p in zip(got, DENSITIES)):
             raise AssertionError(f"feature_variance(0.2) = {got[2]:.5f}, expected {expected[2]:.5f}: {message}")
     if abs(got[0]) > 1e-6:
-        raise AssertionError(f"feature_variance(0) = {got[0]:.5g}; with p = 0 the feature is always 0, so its variance is 0")
+        raise AssertionError(
+            f"feature_variance(0) = {got[0]:.5g}; with p = 0 the feature is always 0, so its variance is 0"
+        )
     if abs(got[-1] - 1 / 12) > 1e-6:
-        raise AssertionError(f"feature_variance(1) = {got[-1]:.5g}; with p = 1 the feature is uniform on [0, 1], variance 1/12 ≈ 0.08333")
+        raise AssertionError(
+            f"feature_variance(1) = {got[-1]:.5g}; with p = 1 the feature is uniform on [0, 1], variance 1/12 ≈ 0.08333"
+        )
     p, g, e = next((p, g, e) for p, g, e in zip(DENSITIES, got, expected) if abs(g - e) >= 1e-6)
     raise AssertionError(f"feature_variance({p}) = {g:.6g}; the integral of the distribution gives {e:.6g}")
 
@@ -86,14 +99,26 @@ def check_best_bias(best_bias) -> None:
         if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype == expected.dtype:
             got_values = got.detach()
             if torch.allclose(got_values, mean, atol=1e-9) and not torch.allclose(expected, mean, atol=1e-6):
-                raise AssertionError("best_bias returned the mean itself: the bias only has to supply what WᵀW·mean does not, (Id - WᵀW)·mean")
-            if torch.allclose(got_values, optimal_bias(W, torch.full_like(mean, 0.5)), atol=1e-9) and not torch.allclose(mean, torch.full_like(mean, 0.5)):
-                raise AssertionError("best_bias used 1/2 for the mean, the mean of dense data; use the `mean` it is given "
-                                     f"(here {mean.numpy().round(3).tolist()}: sparse features have mean p/2)")
+                raise AssertionError(
+                    "best_bias returned the mean itself: the bias only has to supply what WᵀW·mean does not, (Id - "
+                    "WᵀW)·mean"
+                )
+            if torch.allclose(
+                got_values, optimal_bias(W, torch.full_like(mean, 0.5)), atol=1e-9
+            ) and not torch.allclose(mean, torch.full_like(mean, 0.5)):
+                raise AssertionError(
+                    "best_bias used 1/2 for the mean, the mean of dense data; use the `mean` it is given "
+                    f"(here {mean.numpy().round(3).tolist()}: sparse features have mean p/2)"
+                )
             if torch.allclose(got_values, -expected + 2 * mean, atol=1e-9):
                 raise AssertionError("best_bias has the sign of WᵀW·mean flipped: the bias is mean - WᵀW·mean")
         assert_close(
-            got, expected, f"best_bias(W, mean) for W of shape {(d_hidden, n_features)}", "(feats,)", atol=1e-9, rtol=1e-7,
+            got,
+            expected,
+            f"best_bias(W, mean) for W of shape {(d_hidden, n_features)}",
+            "(feats,)",
+            atol=1e-9,
+            rtol=1e-7,
             rule="the loss is a sum of squares of (WᵀWx + b - x): set its derivative in b to zero",
         )
     passed("best_bias")
@@ -125,12 +150,21 @@ def _direction_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tens
     base = generate_data(800, 1, 0.0, generator=generator).double()
     correlated = torch.cat([base, base + 0.05 * torch.rand(800, 1, generator=generator, dtype=torch.float64)], dim=1)
     cases = []
-    for name, x, importance in (("sparse data", sparse, [1.0, 0.3]), ("dense data", dense, [1.0, 1.0]),
-                                ("correlated features", correlated, [1.0, 0.01])):
+    for name, x, importance in (
+        ("sparse data", sparse, [1.0, 0.3]),
+        ("dense data", dense, [1.0, 1.0]),
+        ("correlated features", correlated, [1.0, 0.01]),
+    ):
         for degrees in (10.0, 60.0, 100.0, 150.0):
             angle = math.radians(degrees)
-            cases.append((f"{name}, importance {importance}, u at {degrees:.0f}°", x, torch.tensor(importance, dtype=torch.float64),
-                          torch.tensor([math.cos(angle), math.sin(angle)], dtype=torch.float64)))
+            cases.append(
+                (
+                    f"{name}, importance {importance}, u at {degrees:.0f}°",
+                    x,
+                    torch.tensor(importance, dtype=torch.float64),
+                    torch.tensor([math.cos(angle), math.sin(angle)], dtype=torch.float64),
+                )
+            )
     return cases
 
 
@@ -139,9 +173,11 @@ def _direction_loss_variants(x: torch.Tensor, importance: torch.Tensor, u: torch
     mean = x.mean(dim=0)
     D = torch.diag(importance)
     variants = {}
-    for name, sigma in (("population", (x - mean).T @ (x - mean) / len(x)),
-                        ("unbiased", (x - mean).T @ (x - mean) / (len(x) - 1)),
-                        ("raw", x.T @ x / len(x))):
+    for name, sigma in (
+        ("population", (x - mean).T @ (x - mean) / len(x)),
+        ("unbiased", (x - mean).T @ (x - mean) / (len(x) - 1)),
+        ("raw", x.T @ x / len(x)),
+    ):
         cross, spread, weight = u @ sigma @ D @ u, u @ sigma @ u, u @ D @ u
         total = torch.trace(D @ sigma)
         clamped = total - (cross**2 / (spread * weight) if cross > 0 else 0.0)
@@ -156,11 +192,14 @@ def _direction_loss_variants(x: torch.Tensor, importance: torch.Tensor, u: torch
 
 DIRECTION_MISTAKES = {
     "sum over features": "it is the loss summed over the two features; the book's loss is their mean (divide by 2)",
-    "unbiased": "it uses the covariance with 1/(n - 1) (torch.cov's default); the loss averages over the n points, so divide by n",
-    "raw": "it uses E[xxᵀ] instead of the covariance: the best bias absorbs the mean, so only the covariance of x (centred) remains",
+    "unbiased": "it uses the covariance with 1/(n - 1) (torch.cov's default); the loss averages over the n points, so "
+    "divide by n",
+    "raw": "it uses E[xxᵀ] instead of the covariance: the best bias absorbs the mean, so only the covariance of x "
+    "(centred) remains",
     "no clamp": "where uᵀΣDu < 0 the best ‖W‖² would be negative, which is impossible: then a = 0 and L(u) = tr(DΣ)/2",
     "squared spread": "the denominator is (uᵀΣu)(uᵀDu), not (uᵀΣu)²: the two agree only when the importances are equal",
-    "no importance": "the importances are missing: weight each feature's error by its importance (D = diag(importance))",
+    "no importance": "the importances are missing: weight each feature's error by its importance (D = "
+    "diag(importance))",
 }
 
 
@@ -168,14 +207,18 @@ DIRECTION_MISTAKES = {
 def check_loss_along(loss_along) -> None:
     """`loss_along(x, importance, u)`: the minimum over ‖W‖ and b of the loss with W along u, on the data `x`."""
     for case, x, importance, u in _direction_cases():
-        got = _number(call_learner("loss_along", loss_along, x.clone(), importance.clone(), u.clone()), f"loss_along on {case}")
+        got = _number(
+            call_learner("loss_along", loss_along, x.clone(), importance.clone(), u.clone()), f"loss_along on {case}"
+        )
         expected = _least_squares_direction_loss(x, importance, u)
         if abs(got - expected) <= 1e-7 + 1e-6 * abs(expected):
             continue
         variants = _direction_loss_variants(x, importance, u)
         for name, message in DIRECTION_MISTAKES.items():
             if abs(got - variants[name]) <= 1e-9 + 1e-7 * abs(variants[name]) and abs(variants[name] - expected) > 1e-7:
-                raise AssertionError(f"loss_along on {case} is {got:.6g}; least squares gives {expected:.6g}: {message}")
+                raise AssertionError(
+                    f"loss_along on {case} is {got:.6g}; least squares gives {expected:.6g}: {message}"
+                )
         raise AssertionError(
             f"loss_along on {case} is {got:.6g}; minimising the loss over ‖W‖ and b numerically gives {expected:.6g}. "
             "Check each step: the best bias, the parabola in a = ‖W‖², its minimum over a >= 0"

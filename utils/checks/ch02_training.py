@@ -45,7 +45,8 @@ def _mistaken_train(model, steps: int, batch_size: int, lr: float, mistake: str)
 
 
 MISTAKES = {
-    "fixed batch": "it trains on one batch drawn once: draw a fresh batch with model.generate_batch(batch_size) at every step",
+    "fixed batch": "it trains on one batch drawn once: draw a fresh batch with model.generate_batch(batch_size) at "
+    "every step",
     "no zero_grad": "the gradients pile up from step to step: call optimizer.zero_grad() before each backward()",
     "sgd": "that is plain SGD: use torch.optim.Adam(model.parameters(), lr=lr)",
     "after update": "each loss is recorded after its update: store the loss computed before optimizer.step()",
@@ -57,8 +58,13 @@ STEPS, BATCH, LR = 30, 64, 1e-2
 
 def _fresh_model() -> ToyModel:
     """The check's model: seeded weights and data stream, sparse features, unequal importances."""
-    return ToyModel(CONFIG, feature_probability=torch.tensor([[0.3], [0.1], [0.6]]),
-                    importance=torch.tensor([[1.0, 0.7, 0.4], [1.0, 1.0, 1.0], [0.2, 1.0, 0.5]]), device="cpu", seed=7)
+    return ToyModel(
+        CONFIG,
+        feature_probability=torch.tensor([[0.3], [0.1], [0.6]]),
+        importance=torch.tensor([[1.0, 0.7, 0.4], [1.0, 1.0, 1.0], [0.2, 1.0, 0.5]]),
+        device="cpu",
+        seed=7,
+    )
 
 
 @learner_check(reference_train_fresh, "training loop (the reference answer in `utils.checks.ch02_training`)")
@@ -80,8 +86,12 @@ def check_train_fresh(train_fresh) -> None:
         with torch.no_grad():
             unweighted = ((first(batch) - batch) ** 2).mean(dim=(0, 2))
         if torch.allclose(losses[0], unweighted, rtol=1e-4, atol=1e-6):
-            raise AssertionError("the loss at step 0 ignores the importances: weight each squared error by model.importance")
-        if torch.allclose(losses, _mistaken_train(_fresh_model(), STEPS, BATCH, LR, "after update"), rtol=1e-4, atol=1e-6):
+            raise AssertionError(
+                "the loss at step 0 ignores the importances: weight each squared error by model.importance"
+            )
+        if torch.allclose(
+            losses, _mistaken_train(_fresh_model(), STEPS, BATCH, LR, "after update"), rtol=1e-4, atol=1e-6
+        ):
             raise AssertionError(MISTAKES["after update"])
         raise AssertionError(
             f"the loss at step 0 is {losses[0].tolist()}, expected {expected[0].tolist()}: draw the batch with "
@@ -93,9 +103,14 @@ def check_train_fresh(train_fresh) -> None:
             if torch.allclose(losses, _mistaken_train(_fresh_model(), STEPS, BATCH, LR, mistake), rtol=1e-4, atol=1e-6):
                 raise AssertionError(f"the loss history differs from the reference from step 1 on: {message}")
     assert_close(
-        losses, expected, "the loss history", "(step, inst)", atol=1e-6, rtol=1e-4,
+        losses,
+        expected,
+        "the loss history",
+        "(step, inst)",
+        atol=1e-6,
+        rtol=1e-4,
         rule=f"each step: batch = model.generate_batch(batch_size), loss per instance, optimizer.zero_grad(), "
-             f"backward() on the sum over instances, optimizer.step() (Adam, lr={LR})",
+        f"backward() on the sum over instances, optimizer.step() (Adam, lr={LR})",
     )
     assert_close(model.W.detach(), reference.W.detach(), "the trained W", "(inst, d_hidden, feats)", atol=1e-5)
     passed("train_fresh")

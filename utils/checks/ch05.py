@@ -161,6 +161,13 @@ def _check_generate_batch(model) -> None:
                 },
             )
     assert_independent_values(batch, active, what)
+    with torch.random.fork_rng():
+        same = [call_learner(what, model.generate_batch, n, torch.Generator().manual_seed(7)) for _ in range(2)]
+    if not torch.equal(*same):
+        raise AssertionError(
+            "generate_batch(batch_size, generator) gave different batches for two generators with the same seed: draw "
+            "every random number from `generator` (torch.rand(..., generator=generator)), so that a seed fixes the data"
+        )
 
 
 def _check_loss(model) -> None:

@@ -12,7 +12,9 @@ from utils.plots.computation import (
 )
 from utils.plots.curves import plot_curves
 from utils.plots.discrete import plot_features_in_Nd_discrete
+from utils.plots.dynamics import plot_attack_terms, plot_feature_trajectories, plot_hidden_points
 from utils.plots.features import (
+    FEATURE_COLOURS,
     plot_cosine_similarities,
     plot_feature_geometry,
     plot_features_in_2d,
@@ -37,4 +39,5 @@ from utils.plots.neurons import (
 from utils.plots.phase import phase_colours, plot_phase_diagram
 from utils.plots.regimes import plot_regime_diagram
 from utils.plots.renderer import configure_plotly_renderer
+from utils.plots.sae import plot_sae_tradeoff
 from utils.plots.theory import plot_cell_values, plot_curves_and_points, plot_phase_with_boundaries

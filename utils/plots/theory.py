@@ -12,7 +12,9 @@ from utils.plots.phase import _log_axis_values, _log_ticks, plot_phase_diagram
 BOUNDARY_DASHES = ("solid", "dash", "dot", "dashdot")
 
 
-def _curves(boundaries: dict[str, tuple[torch.Tensor, torch.Tensor]] | None) -> list[tuple[str, list[float], list[float]]]:
+def _curves(
+    boundaries: dict[str, tuple[torch.Tensor, torch.Tensor]] | None,
+) -> list[tuple[str, list[float], list[float]]]:
     """name -> (x, y) in data units, as log10 lists (points with a non-positive coordinate dropped)."""
     curves = []
     for name, (x, y) in (boundaries or {}).items():
@@ -65,21 +67,33 @@ def plot_phase_with_boundaries(
         for index, (name, xs, ys) in enumerate(curves):
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines", name=name, legendgroup=name, showlegend=k == 0,
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=k == 0,
                     line=dict(color="black", width=2, dash=BOUNDARY_DASHES[index % len(BOUNDARY_DASHES)]),
                     hoverinfo="skip",
                 ),
-                row, col,
+                row,
+                col,
             )
         if marks is not None and marks[k].any():
             rows, cols = marks[k].nonzero(as_tuple=True)
             fig.add_trace(
                 go.Scatter(
-                    x=[log_x[j] for j in cols.tolist()], y=[log_y[i] for i in rows.tolist()], mode="markers",
+                    x=[log_x[j] for j in cols.tolist()],
+                    y=[log_y[i] for i in rows.tolist()],
+                    mode="markers",
                     marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="black")),
-                    name=mark_name, legendgroup=mark_name, showlegend=not any(m.any() for m in marks[:k]), hoverinfo="skip",
+                    name=mark_name,
+                    legendgroup=mark_name,
+                    showlegend=not any(m.any() for m in marks[:k]),
+                    hoverinfo="skip",
                 ),
-                row, col,
+                row,
+                col,
             )
         fig.update_xaxes(range=x_range, row=row, col=col)
         fig.update_yaxes(range=y_range, row=row, col=col)
@@ -108,7 +122,10 @@ def plot_cell_values(
         value_range: the values that get the ends of the colour scale.
     """
     if not isinstance(values, torch.Tensor) or values.dim() != 2:
-        raise ValueError(f"values must be a (ny, nx) tensor, got {tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__}")
+        raise ValueError(
+            f"values must be a (ny, nx) tensor, got "
+            f"{tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__}"
+        )
     ny, nx = values.shape
     log_x = _log_axis_values(x_values, nx, "x_values")
     log_y = _log_axis_values(y_values, ny, "y_values")
@@ -117,21 +134,39 @@ def plot_cell_values(
     custom = [[[real_x[j], real_y[i]] for j in range(nx)] for i in range(ny)]
     fig = go.Figure(
         go.Heatmap(
-            z=values.detach().double().cpu().tolist(), x=log_x, y=log_y, zmin=value_range[0], zmax=value_range[1],
-            colorscale="Viridis", colorbar=dict(title=value_title), customdata=custom,
-            hovertemplate=f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>{value_title} = %{{z:.2f}}<extra></extra>",
+            z=values.detach().double().cpu().tolist(),
+            x=log_x,
+            y=log_y,
+            zmin=value_range[0],
+            zmax=value_range[1],
+            colorscale="Viridis",
+            colorbar=dict(title=value_title),
+            customdata=custom,
+            hovertemplate=f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>{value_title} "
+            f"= %{{z:.2f}}<extra></extra>",
         )
     )
     for index, (name, xs, ys) in enumerate(_curves(boundaries)):
         fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines", name=name, hoverinfo="skip",
-                       line=dict(color="white", width=2, dash=BOUNDARY_DASHES[index % len(BOUNDARY_DASHES)]))
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=name,
+                hoverinfo="skip",
+                line=dict(color="white", width=2, dash=BOUNDARY_DASHES[index % len(BOUNDARY_DASHES)]),
+            )
         )
     half_x, half_y = (log_x[-1] - log_x[0]) / (2 * max(nx - 1, 1)), (log_y[-1] - log_y[0]) / (2 * max(ny - 1, 1))
     fig.update_xaxes(title_text=x_title, range=sorted([log_x[0] - half_x, log_x[-1] + half_x]), **_log_ticks(log_x))
     fig.update_yaxes(title_text=y_title, range=sorted([log_y[0] - half_y, log_y[-1] + half_y]), **_log_ticks(log_y))
-    fig.update_layout(title=title, height=height, plot_bgcolor="white",
-                      legend=dict(orientation="h", x=0.0, y=-0.18, xanchor="left", yanchor="top"), margin=dict(b=100))
+    fig.update_layout(
+        title=title,
+        height=height,
+        plot_bgcolor="white",
+        legend=dict(orientation="h", x=0.0, y=-0.18, xanchor="left", yanchor="top"),
+        margin=dict(b=100),
+    )
     return fig
 
 
@@ -155,6 +190,13 @@ def plot_curves_and_points(
         px, py = (torch.as_tensor(v, dtype=torch.float64).detach().cpu().flatten() for v in (px, py))
         if px.shape != py.shape:
             raise ValueError(f"points {name!r} have {px.numel()} x values but {py.numel()} y values")
-        fig.add_trace(go.Scatter(x=px.tolist(), y=py.tolist(), mode="markers", name=name,
-                                 marker=dict(size=10, color="black", symbol=symbols[index % len(symbols)])))
+        fig.add_trace(
+            go.Scatter(
+                x=px.tolist(),
+                y=py.tolist(),
+                mode="markers",
+                name=name,
+                marker=dict(size=10, color="black", symbol=symbols[index % len(symbols)]),
+            )
+        )
     return fig
