@@ -90,6 +90,38 @@ def test_hand_built_variants_change_few_weights_and_are_not_flagged_in_either_fo
     assert torch.equal(hand_built_motif()[0], W1)  # the originals are untouched
 
 
+def test_hand_built_near_misses_each_fail_one_condition_and_the_product_form_flags_two():
+    t = MotifThresholds()
+    near_misses = motif_module.hand_built_near_misses()
+    failing = {}
+    for name, (V1, V2) in near_misses.items():
+        loud, out = V1[0, 0, :2].abs(), V2[0, :2, 0]  # neuron 0's weights on features (i, j) = (0, 1)
+        leak, inhibition = leak_and_inhibition(V1, V2)
+        conditions = {
+            "reads": bool((loud > t.reads).all()),
+            "writes": bool((out > t.writes).all()),
+            "storage": bool(loud[0] >= t.ratio * loud[1]),
+            "read-out": bool(out[1] >= t.ratio * out[0]),
+            "cancel": bool(inhibition[0, 0, 0, 1] >= t.cancel * leak[0, 0, 0, 1]),
+        }
+        failing[name] = [c for c, holds in conditions.items() if not holds]
+        assert not detect_motif(V1, V2, t).any(), name
+    assert failing == {
+        "quiet input below reads": ["reads"],
+        "quiet read-out below writes": ["writes"],
+        "storage not lopsided": ["storage"],
+        "read-out not flipped": ["read-out"],
+    }
+    flagged_by_product = {name: detect_motif(V1, V2, t, form="product").nonzero().tolist()
+                          for name, (V1, V2) in near_misses.items()}
+    assert flagged_by_product == {
+        "quiet input below reads": [],
+        "quiet read-out below writes": [],
+        "storage not lopsided": [[0, 0, 0, 1]],
+        "read-out not flipped": [[0, 0, 0, 1]],
+    }
+
+
 def test_thresholds_are_inclusive_bounds_and_each_one_matters():
     W1, W2 = motif_weights()
     assert detect_motif(W1, W2, MotifThresholds(ratio=4.0)).any()  # 2 / 0.5 = 4 exactly

@@ -321,6 +321,36 @@ def hand_built_variants() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return variants
 
 
+def hand_built_near_misses() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Four edits of `hand_built_motif`'s shared neuron 0, each failing exactly one part of the detector's
+    conditions for (i, j) = (0, 1) and passing every other: `{description: (W1 (1, 4, 3), W2 (1, 3, 4))}`.
+
+    - "quiet input below reads": W1[0, 1] = -0.05, below `reads` = 0.1 (condition 1, inputs);
+    - "quiet read-out below writes": W2[0, 0] = 0.05, below `writes` = 0.1 (condition 1, outputs);
+    - "storage not lopsided": W1[0, :2] = [1, -1], storage ratio 1, read-out ratio 4 (condition 2, storage);
+    - "read-out not flipped": W1[0, :2] = [2, -1/4], W2[:2, 0] = [1/2, 2/5], storage ratio 8, read-out
+      ratio 0.8: i is louder both in and out (condition 2, read-out).
+    The last two have a ratio product of at least 4: `detect_motif(..., form="product")` flags them, the
+    default form does not; the default thresholds are assumed.
+    """
+    W1, W2, _ = hand_built_motif()
+    edits = {
+        "quiet input below reads": ({(0, 0, 1): -0.05}, {}),
+        "quiet read-out below writes": ({}, {(0, 0, 0): 0.05}),
+        "storage not lopsided": ({(0, 0, 0): 1.0, (0, 0, 1): -1.0}, {}),
+        "read-out not flipped": ({(0, 0, 1): -0.25}, {(0, 1, 0): 0.4}),
+    }
+    near_misses = {}
+    for name, (in_edits, out_edits) in edits.items():
+        V1, V2 = W1.clone(), W2.clone()
+        for index, value in in_edits.items():
+            V1[index] = value
+        for index, value in out_edits.items():
+            V2[index] = value
+        near_misses[name] = (V1, V2)
+    return near_misses
+
+
 def model_with_weights(W1: torch.Tensor, W2: torch.Tensor, b_final: torch.Tensor, **kwargs):
     """A `NeuronComputationModel` holding copies of the given weights; `kwargs` (feature_probability,
     importance, device, seed) go to the model."""
