@@ -4,11 +4,12 @@ the training dashboard's frames. The browser checks the drawn result (tests/test
 import math
 import re
 
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 import torch
 
-from utils import plots
+from utils import motif, plots
 from utils.data import generate_data
 from utils.models import LinearToyModel, ToyModel, ToyModelConfig
 from utils.plots import layout
@@ -50,6 +51,7 @@ def test_log_ticks_mark_decades_or_round_values_within_the_range():
     assert layout.log_ticks(1, 10.2, fit=3)["ticktext"] == ["1", "10"]
     tiny = layout.log_ticks(1.0, 1.0001)  # labels as precise as it takes to tell them apart
     assert len(set(tiny["ticktext"])) == len(tiny["ticktext"]) >= 2
+    assert layout.log_ticks(5.0, 5.0) == dict(tickvals=[5.0], ticktext=["5"])  # one point on the axis
     with pytest.raises(ValueError, match="0 < low <= high"):
         layout.log_ticks(0.0, 1.0)
 
@@ -111,6 +113,27 @@ def every_figure():
         "cosine distribution": plots.plot_cosine_distribution({"a": torch.rand(20), "b": -torch.rand(20)}),
         "frame spectra": plots.plot_frame_spectra({"a": torch.rand(12)}, torch.rand(5, 12)),
         "error parts": plots.plot_error_parts({"a": torch.rand(12), "b": torch.rand(12)}),
+        "phase with boundaries": plots.plot_phase_with_boundaries(
+            grid, grid, grid, torch.logspace(-1, 1, 4), torch.logspace(-2, 0, 3),
+            boundaries={"a curve": (torch.logspace(-1, 1, 5), torch.full((5,), 0.1))}, marks=grid > 0.5,
+        ),  # fmt: skip
+        "cell values": plots.plot_cell_values(grid[0], torch.logspace(-1, 1, 4), torch.logspace(-2, 0, 3)),
+        "curves and points": plots.plot_curves_and_points(x, {"a": x}, {"b": (x[:2], x[:2])}, log_y=True),
+        "cancellation by kind": plots.plot_cancellation_by_kind(motif.shared_pairs(*motif.hand_built_motif())),
+        "path ablation": plots.plot_path_ablation(
+            pd.DataFrame({"instance": [0, 1], "loss intact": [0.01, 0.02], "loss, paths cut": [0.5, 0.03],
+                          "loss, control": [0.02, 0.02], "strength cut": [2.0, 1.0], "control strength": [1.5, 0.5]})
+        ),  # fmt: skip
+        "trajectories": plots.plot_feature_trajectories(
+            torch.arange(10.0), torch.rand(10, 3, generator=generator), "norm"
+        ),
+        "attack terms": plots.plot_attack_terms({"a": torch.randn(5, generator=generator), "b": torch.zeros(5)}),
+        "hidden points": plots.plot_hidden_points([torch.randn(4, 2, generator=generator)], W[:1], ["T = 4"]),
+        "sae trade-off": plots.plot_sae_tradeoff({"L1": (x, 1 / x)}, true_l0=2.0),
+        "regimes": plots.plot_regime_diagram(
+            torch.randint(0, 4, (2, 3, 4), generator=generator), grid, torch.logspace(-1, 1, 4),
+            torch.logspace(-2, 0, 3), ("dropped", "own dimension", "antipodal", "same sign"),
+        ),  # fmt: skip
     }
 
 
@@ -126,7 +149,9 @@ def test_every_public_figure_function_lays_itself_out():
         if name.startswith("plot_") and inspect.isfunction(function):
             tree = ast.parse(inspect.getsource(function))
             calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
-            if not any(isinstance(f, ast.Attribute) and f.attr == "frame" for f in calls):
+            # `layout.frame` itself: `inputs.frame` (a DataFrame check) has the same attribute name
+            if not any(isinstance(f, ast.Attribute) and f.attr == "frame" and getattr(f.value, "id", None) == "layout"
+                       for f in calls):  # fmt: skip
                 missing.append(name)
     assert not missing, f"these figure functions do not lay themselves out (layout.frame): {missing}"
     assert len([name for name in dir(plots) if name.startswith("plot_")]) >= len(every_figure())
@@ -159,6 +184,15 @@ def test_every_figure_is_laid_out_for_a_minimum_width_in_a_named_font():
         assert len(title) <= 1, name
         for annotation in title:  # the title fits the minimum width
             assert layout.text_width(annotation.text, layout.TITLE_SIZE) <= width, name
+
+
+def test_a_reference_line_on_a_log_axis_is_labelled_at_its_height():
+    x = torch.arange(1.0, 6.0)
+    fig = plots.plot_curves(x, {"a": x}, log_y=True, references={"optimum": 2.0})
+    (label,) = [a for a in fig.layout.annotations if a.text == "optimum"]
+    assert label.y == pytest.approx(math.log10(2.0)) and fig.layout.shapes[0].y0 == 2.0  # annotations take log10
+    linear = plots.plot_curves(x, {"a": x}, references={"optimum": 2.0})
+    assert [a.y for a in linear.layout.annotations if a.text == "optimum"] == [2.0]
 
 
 def test_long_titles_wrap_instead_of_running_off():

@@ -65,8 +65,20 @@ def test_nine_panels_and_the_width_left_to_the_page():
         panel_titles=[f"p{k}" for k in range(9)],
     )
     assert len([t for t in fig.data if isinstance(t, go.Heatmap)]) == 10
-    assert "p8" in [a.text for a in fig.layout.annotations]
-    assert fig.layout.width is None and fig.layout.height == 3 * 260 + 110
+    texts = [a.text for a in fig.layout.annotations]
+    assert "p8" in texts and "legend" in texts
+    assert fig.layout.width is None  # the width follows the page
+    # three rows of panels, each as tall; the legend at the top of the first row, right of the panels
+    panels = [fig.get_subplot(row, col) for row in (1, 2, 3) for col in (1, 2, 3)]
+    rows = sorted({tuple(panel.yaxis.domain) for panel in panels}, reverse=True)
+    assert len(rows) == 3 and len({round(top - bottom, 9) for bottom, top in rows}) == 1
+    legend = fig.get_subplot(1, 4)
+    assert legend.yaxis.domain[1] == pytest.approx(rows[0][1]) and legend.yaxis.domain[0] > rows[0][0]
+    assert legend.xaxis.domain[0] > max(panel.xaxis.domain[1] for panel in panels)
+    # tick labels only on the left column and under the bottom row; one x and one y title in all
+    assert [panel.yaxis.showticklabels for panel in panels] == [True, False, False] * 3
+    assert [panel.xaxis.showticklabels for panel in panels] == [False] * 6 + [True] * 3
+    assert texts.count("x") == 1 and texts.count("y") == 1
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """plots.plot_sae_tradeoff: one line of SAEs per curve, hover labels, the true L0, clear errors."""
 
+import math
+
 import pytest
 import torch
 
@@ -16,6 +18,9 @@ def test_tradeoff_draws_one_line_per_curve_with_labels():
     assert fig.layout.xaxis.type == "log" and fig.layout.height > 300 and fig.layout.width is None
     assert layout.min_width(fig) == layout.NARROWEST  # laid out for the narrowest page
     assert any(shape.x0 == 3.0 for shape in fig.layout.shapes)
+    # its label beside the line: on the log axis an annotation sits at log10(3), not at 10 ** 3
+    (label,) = [a for a in fig.layout.annotations if a.text == "true features per input"]
+    assert label.x == pytest.approx(math.log10(3.0)) and label.xref == "x"
     assert torch.equal(l0, torch.tensor([30.0, 4.0, 2.0]))  # inputs untouched
 
 
@@ -27,8 +32,10 @@ def test_tradeoff_draws_one_line_per_curve_with_labels():
         ({"L1": ([1.0, 2.0],)}, None, r"must be a pair \(l0, fvu\)"),
         ({"L1": ([1.0, 2.0], [0.1, 0.2])}, {"L1": ["one"]}, "one label per point"),
         ({"L1": ([1.0, 2.0], [0.1, 0.2])}, {"L1": "ab"}, "must be a list of labels"),
+        ({"L1": ([1.0, 2.0], [0.1, 0.2])}, None, "true_l0 must be positive"),
     ],
 )
 def test_tradeoff_bad_input(curves, labels, message):
+    true_l0 = 0.0 if "true_l0" in message else None
     with pytest.raises((ValueError, TypeError), match=message):
-        plots.plot_sae_tradeoff(curves, labels=labels)
+        plots.plot_sae_tradeoff(curves, labels=labels, true_l0=true_l0)

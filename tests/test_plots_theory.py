@@ -68,7 +68,11 @@ def test_cell_values_map():
     heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
     assert len(heat) == 1 and heat[0].z[2][3] == pytest.approx(values[2, 3].item())
     assert heat[0].customdata[2][3] == pytest.approx([x[3].item(), y[2].item()])
-    assert fig.layout.height == 420 and fig.layout.width is None
+    assert fig.layout.width is None  # the width follows the page
+    # the plot area keeps the height asked for (less one title line and the axis labels); the legend adds rows
+    plot_area = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert plot_area == pytest.approx(420 - 130, abs=1)
+    assert fig.layout.showlegend and fig.layout.legend.orientation == "h" and fig.layout.legend.yanchor == "top"
     with pytest.raises(ValueError, match=r"values must be a \(ny, nx\) tensor"):
         plot_cell_values(torch.rand(5), x, y)
 

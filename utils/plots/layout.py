@@ -192,6 +192,8 @@ def log_ticks(low: float, high: float, fit: int = 6) -> dict:
     values evenly spaced."""
     if not (0 < low <= high and math.isfinite(high)):
         raise ValueError(f"a log axis needs 0 < low <= high, got {low} and {high}")
+    if high <= low * (1 + 1e-12):  # one value (e.g. one point): its own label
+        return dict(tickvals=[low], ticktext=[f"{low:.3g}"])
     a, b = math.log10(low), math.log10(high)
     inside = lambda values: sorted(v for v in values if low * (1 - 1e-9) <= v <= high * (1 + 1e-9))  # noqa: E731
     powers = inside(10.0**p for p in range(math.floor(a), math.ceil(b) + 1))

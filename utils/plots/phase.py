@@ -152,6 +152,32 @@ def plot_phase_diagram(
 
     Hovering a cell reads out both axis values and the three metrics.
     """
+    fig, room = phase_figure(
+        norm, superposition, loss, x_values, y_values, x_title, y_title, panel_titles, n_cols, norm_title,
+        superposition_title, norm_max, superposition_max, panel_height,
+    )  # fmt: skip
+    layout.frame(fig, title, **room)
+    return fig
+
+
+def phase_figure(
+    norm: torch.Tensor,
+    superposition: torch.Tensor,
+    loss: torch.Tensor,
+    x_values: torch.Tensor,
+    y_values: torch.Tensor,
+    x_title: str = "x",
+    y_title: str = "y",
+    panel_titles: list[str] | None = None,
+    n_cols: int | None = None,
+    norm_title: str = "norm",
+    superposition_title: str = "superposition",
+    norm_max: float = 1.0,
+    superposition_max: float = 1.0,
+    panel_height: int = 260,
+) -> tuple[go.Figure, dict]:
+    """The figure of `plot_phase_diagram` (same arguments but the title) before `layout.frame`, and the
+    keywords that frame it: its minimum width, plot height, and the room around the plot area."""
     norm, superposition = inputs.tensor(norm, "norm"), inputs.tensor(superposition, "superposition")
     loss = inputs.tensor(loss, "loss")
     x_values, y_values = inputs.tensor(x_values, "x_values"), inputs.tensor(y_values, "y_values")
@@ -272,5 +298,5 @@ def plot_phase_diagram(
     fig.update_yaxes(showgrid=False, zeroline=False, ticks="outside", ticklen=4)
     fig.update_layout(plot_bgcolor="white")
     bottom = layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT + 8
-    layout.frame(fig, title, width, plot_height, top=above, bottom=bottom, left=left, right=right)
-    return fig
+    room = dict(width=width, plot_height=plot_height, top=above, bottom=bottom, left=left, right=right)
+    return fig, room

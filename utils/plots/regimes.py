@@ -14,6 +14,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from utils.plots import layout
+
 REGIME_COLOURS = {
     # colour-blind-safe (Okabe-Ito) hues
     "dropped": (0.62, 0.62, 0.62),
@@ -25,6 +27,12 @@ LEVELS = 5
 """Intensity steps per regime."""
 LIGHTEST = 0.3
 """The share of the full colour at the lowest intensity (the rest is white)."""
+PANEL = 130
+"""The narrowest regime panel, in px."""
+LEGEND_WIDTH = 70
+"""The legend's width (its `LEVELS` columns) at the figure's minimum width, in px."""
+LEGEND_ROW = 26
+"""The height of one regime's row of the legend, in px, at most."""
 
 
 def regime_levels(norm: torch.Tensor, norm_min: float, norm_max: float) -> torch.Tensor:
@@ -98,7 +106,7 @@ def plot_regime_diagram(
             `norm_max` and above (full colour). Dropped cells are one grey.
         regimes: the regime names, each a key of `REGIME_COLOURS`.
         hover: extra read-outs, name -> tensor of the same shape (shown with 3 significant digits).
-        panel_height: pixels per row of panels; the width follows the page.
+        panel_height: pixels per row of panels (with its titles); the width follows the page.
     """
     regime, norm = (_panels(v, name) for v, name in ((regime, "regime"), (norm, "norm")))
     if regime.shape != norm.shape:
@@ -118,22 +126,28 @@ def plot_regime_diagram(
     n_cols = n_cols or min(n_panels, 3)
     n_rows = math.ceil(n_panels / n_cols)
 
-    titles = []
-    for row in range(n_rows):
-        titles += [
-            panel_titles[k] if panel_titles and k < n_panels else "" for k in range(row * n_cols, (row + 1) * n_cols)
-        ]
-        if row == 0:
-            titles.append("legend")
-    fig = make_subplots(
-        rows=n_rows,
-        cols=n_cols + 1,
-        specs=[[{} for _ in range(n_cols)] + [{} if row == 0 else None] for row in range(n_rows)],
-        subplot_titles=titles,
-        column_widths=[1.0] * n_cols + [0.55],
-        horizontal_spacing=0.06,
-        vertical_spacing=0.12 if n_rows > 1 else 0.08,
-    )
+    legend_col = n_cols + 1
+    specs = [[{} for _ in range(n_cols)] + [{} if row == 0 else None] for row in range(n_rows)]
+    fig = make_subplots(rows=n_rows, cols=legend_col, specs=specs)
+    # the legend's regime names sit right of it, in the right margin
+    left, gap, legend_gap = 66, 20, 30
+    right = 20 + max(layout.text_width(name, layout.TICK_SIZE) for name in regimes) + 8
+    least = max(PANEL, 260 / n_cols)  # a lone panel gets the room of two
+    panel = layout.panel_width(n_cols, panel_titles or [], least, left, right + legend_gap + LEGEND_WIDTH, gap)
+    width = left + right + n_cols * panel + (n_cols - 1) * gap + legend_gap + LEGEND_WIDTH
+    layout.place_columns(fig, [panel] * n_cols + [LEGEND_WIDTH], [0.0] + [gap] * (n_cols - 1) + [legend_gap])
+    titles = [layout.wrap(t, panel, layout.PANEL_TITLE_SIZE) for t in (panel_titles or [])] + ["legend"]
+    above = layout.titles_height(titles)
+    row_height = max(120.0, panel_height - above - 24)
+    plot_height = layout.stack_rows(fig, [row_height] * n_rows, [0.0] + [above + 12] * (n_rows - 1))
+    for k in range(n_panels):
+        if panel_titles:
+            layout.panel_title(fig, panel_titles[k], k // n_cols + 1, k % n_cols + 1, panel)
+    # the legend: a row per regime at the top of its cell, its tick labels and title under it clear of the next row
+    key = fig.get_subplot(1, legend_col)
+    key_height = min(LEGEND_ROW * len(regimes), row_height - (50 if n_rows > 1 else 0))
+    key.yaxis.domain = [max(0.0, key.yaxis.domain[1] - key_height / plot_height), key.yaxis.domain[1]]
+    layout.panel_title(fig, "legend", 1, legend_col, LEGEND_WIDTH)
     palette = regime_palette(regimes)
     x_real, y_real = [10**v for v in log_x], [10**v for v in log_y]
     extra = "".join(f"<br>{name} = %{{customdata[{3 + i}]:.3g}}" for i, name in enumerate(hover))
@@ -161,8 +175,19 @@ def plot_regime_diagram(
         ]
         z = regime[k] * LEVELS + levels[k]
         fig.add_trace(_discrete_heatmap(z, palette, log_x, log_y, customdata=custom, hovertemplate=template), row, col)
-        fig.update_xaxes(**x_ticks, title_text=x_title if row == n_rows else None, row=row, col=col)
-        fig.update_yaxes(**y_ticks, title_text=y_title if col == 1 else None, row=row, col=col)
+        # tick labels on the left column and under the lowest panel of each column only: all panels share both axes
+        fig.update_xaxes(**x_ticks, showticklabels=k + n_cols >= n_panels, row=row, col=col)
+        fig.update_yaxes(**y_ticks, showticklabels=col == 1, row=row, col=col)
+    bottom_row = fig.get_subplot(n_rows, 1).yaxis.domain[0]
+    last_full = fig.get_subplot(n_rows if n_panels % n_cols == 0 else max(1, n_rows - 1), n_cols)
+    fig.add_annotation(
+        text=layout.wrap(x_title, last_full.xaxis.domain[1] * (width - left - right), layout.AXIS_TITLE_SIZE),
+        x=last_full.xaxis.domain[1] / 2, y=bottom_row, xref="paper", yref="paper", xanchor="center", yanchor="top",
+        yshift=-layout.TICK_LABEL_HEIGHT - 4, showarrow=False, font=dict(size=layout.AXIS_TITLE_SIZE),
+    )  # fmt: skip
+    y_span = fig.get_subplot(1, 1).yaxis.domain[1]
+    y_title = layout.wrap(y_title, (y_span - bottom_row) * plot_height, layout.AXIS_TITLE_SIZE)
+    layout.column_y_title(fig, y_title, bottom_row, y_span, shift=layout.text_width("0.001", layout.TICK_SIZE) + 10)
 
     steps = [norm_min + (norm_max - norm_min) * k / (LEVELS - 1) for k in range(LEVELS)]
     legend_z = torch.arange(len(regimes))[:, None] * LEVELS + torch.arange(LEVELS)[None, :]
@@ -185,15 +210,16 @@ def plot_regime_diagram(
         tickvals=[0, LEVELS - 1],
         ticktext=[f"{norm_min:.2g}", f"≥{norm_max:.2g}"],
         title_text=norm_title,
+        title_standoff=4,
         row=1,
-        col=n_cols + 1,
+        col=legend_col,
     )
-    fig.update_yaxes(tickvals=list(range(len(regimes))), ticktext=list(regimes), side="right", row=1, col=n_cols + 1)
-    fig.update_xaxes(showgrid=False, zeroline=False)
-    fig.update_yaxes(showgrid=False, zeroline=False)
-    fig.update_layout(
-        title=title, height=int(panel_height * n_rows) + 110, plot_bgcolor="white", margin=dict(t=90, l=70, r=20, b=60)
-    )
+    fig.update_yaxes(tickvals=list(range(len(regimes))), ticktext=list(regimes), side="right", row=1, col=legend_col)
+    fig.update_xaxes(showgrid=False, zeroline=False, ticks="outside", ticklen=4)
+    fig.update_yaxes(showgrid=False, zeroline=False, ticks="outside", ticklen=4)
+    fig.update_layout(plot_bgcolor="white")
+    bottom = layout.TICK_LABEL_HEIGHT + layout.AXIS_TITLE_HEIGHT + 8
+    layout.frame(fig, title, width, plot_height, top=above, bottom=bottom, left=left, right=right)
     return fig
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 import torch
 from plotly.colors import qualitative
@@ -46,9 +48,20 @@ def plot_sae_tradeoff(
                 hovertemplate=f"{name}<br>%{{text}}<br>L0 = %{{x:.3g}}<br>unexplained = %{{y:.3g}}<extra></extra>",
             )
         )
-    if true_l0 is not None:
-        fig.add_vline(x=true_l0, line=dict(color="grey", dash="dash"), annotation_text="true features per input")
     l0_values = [x for trace in fig.data for x in trace.x if x > 0] + ([true_l0] if true_l0 else [])
+    if true_l0 is not None:
+        if true_l0 <= 0:
+            raise ValueError(f"true_l0 must be positive (the L0 axis is logarithmic), got {true_l0}")
+        fig.add_vline(x=true_l0, line=dict(color="grey", dash="dash"))
+        # the label by hand: on a log axis an annotation's x is log10 of the value (add_vline's label would
+        # sit at 10 ** true_l0); on the side of the line with more room
+        low, high = math.log10(min(l0_values)), math.log10(max(l0_values))
+        right_half = high > low and (math.log10(true_l0) - low) / (high - low) > 0.5
+        fig.add_annotation(
+            x=math.log10(true_l0), xref="x", y=1, yref="y domain", yanchor="top", showarrow=False,
+            xanchor="right" if right_half else "left", xshift=-4 if right_half else 4,
+            text="true features per input", font=dict(size=layout.LEGEND_SIZE, color="grey"),
+        )  # fmt: skip
     fig.update_xaxes(title_text="L0: latents active per input", type="log", showgrid=True, gridcolor="#eee")
     if l0_values:
         fig.update_xaxes(**layout.log_ticks(min(l0_values), max(l0_values), fit=5))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import torch
 
-from utils.plots.phase import _log_axis_values, _log_ticks, plot_phase_diagram
+from utils.plots import inputs, layout
+from utils.plots.curves import curves_figure
+from utils.plots.phase import _log_axis_values, _log_ticks, phase_figure
 
 BOUNDARY_DASHES = ("solid", "dash", "dot", "dashdot")
 
@@ -46,8 +48,13 @@ def plot_phase_with_boundaries(
         marks: `(panels, ny, nx)` or `(ny, nx)` booleans: cells to mark with a cross (e.g. where
             training misses the optimum); named `mark_name` in the legend.
         n_cols: panels per row, as in `plot_phase_diagram`.
+
+    The curves and marks are named in a legend below the panels.
     """
-    fig = plot_phase_diagram(norm, superposition, loss, x_values, y_values, n_cols=n_cols, **phase_kwargs)
+    title = phase_kwargs.pop("title", "Phase diagram")
+    fig, room = phase_figure(norm, superposition, loss, x_values, y_values, n_cols=n_cols, **phase_kwargs)
+    norm = inputs.tensor(norm, "norm")  # checked by phase_figure
+    x_values, y_values = inputs.tensor(x_values, "x_values"), inputs.tensor(y_values, "y_values")
     n_panels = 1 if norm.dim() == 2 else norm.shape[0]
     ny, nx = norm.shape[-2:]
     n_cols = n_cols or min(n_panels, 3)
@@ -97,8 +104,9 @@ def plot_phase_with_boundaries(
             )
         fig.update_xaxes(range=x_range, row=row, col=col)
         fig.update_yaxes(range=y_range, row=row, col=col)
-    fig.update_layout(legend=dict(orientation="h", x=0.0, y=-0.12, xanchor="left", yanchor="top"))
-    fig.update_layout(margin=dict(b=110))
+    names = layout.legend_entries(fig)
+    fig.update_layout(showlegend=bool(names))
+    layout.frame(fig, title, **room, legend_names=names or None)
     return fig
 
 
@@ -140,7 +148,7 @@ def plot_cell_values(
             zmin=value_range[0],
             zmax=value_range[1],
             colorscale="Viridis",
-            colorbar=dict(title=value_title),
+            colorbar=dict(title=dict(text=value_title, side="right"), thickness=14),
             customdata=custom,
             hovertemplate=f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>{value_title} "
             f"= %{{z:.2f}}<extra></extra>",
@@ -158,15 +166,18 @@ def plot_cell_values(
             )
         )
     half_x, half_y = (log_x[-1] - log_x[0]) / (2 * max(nx - 1, 1)), (log_y[-1] - log_y[0]) / (2 * max(ny - 1, 1))
+    left, right = 70, 90  # right: the colour bar, its tick labels and its title
+    width = layout.NARROWEST + right - 20
+    plot_width, plot_height = width - left - right, height - layout.CHROME
+    x_title = layout.wrap(x_title, plot_width, layout.AXIS_TITLE_SIZE)
+    y_title = layout.wrap(y_title, plot_height, layout.AXIS_TITLE_SIZE)
     fig.update_xaxes(title_text=x_title, range=sorted([log_x[0] - half_x, log_x[-1] + half_x]), **_log_ticks(log_x))
     fig.update_yaxes(title_text=y_title, range=sorted([log_y[0] - half_y, log_y[-1] + half_y]), **_log_ticks(log_y))
-    fig.update_layout(
-        title=title,
-        height=height,
-        plot_bgcolor="white",
-        legend=dict(orientation="h", x=0.0, y=-0.18, xanchor="left", yanchor="top"),
-        margin=dict(b=100),
-    )
+    names = layout.legend_entries(fig)
+    fig.update_layout(plot_bgcolor="white", showlegend=bool(names))
+    bottom = layout.TICK_LABEL_HEIGHT + layout.line_count(x_title) * layout.AXIS_TITLE_HEIGHT
+    left += 18 * (layout.line_count(y_title) - 1)
+    layout.frame(fig, title, width, plot_height, bottom=bottom, legend_names=names or None, left=left, right=right)
     return fig
 
 
@@ -174,29 +185,16 @@ def plot_curves_and_points(
     x: torch.Tensor,
     curves: dict[str, torch.Tensor],
     points: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    title: str = "",
+    height: int = 440,
     **curve_kwargs,
 ) -> go.Figure:
     """`utils.plots.plot_curves` (theory as lines) with measured values drawn over it as markers.
 
     Args:
         points: name -> `(x, y)` the measured values (e.g. trained models), one marker each.
-        curve_kwargs: passed to `plot_curves` (titles, `log_x`, `log_y`, `height`, ...).
+        curve_kwargs: as `plot_curves`' (`x_title`, `y_title`, `log_x`, `log_y`, `references`).
     """
-    from utils.plots.curves import plot_curves
-
-    fig = plot_curves(x, curves, **curve_kwargs)
-    symbols = ("x", "circle-open", "diamond-open", "square-open")
-    for index, (name, (px, py)) in enumerate(points.items()):
-        px, py = (torch.as_tensor(v, dtype=torch.float64).detach().cpu().flatten() for v in (px, py))
-        if px.shape != py.shape:
-            raise ValueError(f"points {name!r} have {px.numel()} x values but {py.numel()} y values")
-        fig.add_trace(
-            go.Scatter(
-                x=px.tolist(),
-                y=py.tolist(),
-                mode="markers",
-                name=name,
-                marker=dict(size=10, color="black", symbol=symbols[index % len(symbols)]),
-            )
-        )
+    fig = curves_figure(x, curves, points=points, **curve_kwargs)
+    layout.frame(fig, title, layout.NARROWEST, height - layout.CHROME, legend_names=layout.legend_entries(fig))
     return fig
