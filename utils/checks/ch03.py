@@ -2,8 +2,9 @@
 on the learner's sampling function.
 
 Each check runs the learner's code next to the library's reference (`utils.metrics`,
-`utils.data.CorrelatedPairs` / `AnticorrelatedPairs`) on seeded input and raises AssertionError
-with what is wrong, naming a likely cause only when the learner's answer matches it.
+`utils.data.CorrelatedPairs` / `AnticorrelatedPairs`, the loop `reference_train_on_sampler`) on seeded
+input and raises AssertionError with what is wrong, naming a likely cause only when the learner's answer
+matches it.
 """
 
 from __future__ import annotations
