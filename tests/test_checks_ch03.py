@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from utils import checks, metrics
+from utils.checks.ch03 import reference_train_on_sampler
 from utils.data import AnticorrelatedPairs, CorrelatedPairs
 
 # --- exercise 3.1: dimensionality ------------------------------------------------------------------
@@ -318,3 +319,108 @@ def test_anticorrelated_check_rejects(fn, message):
 def test_generator_checks_say_what_they_were_given():
     with pytest.raises(AssertionError, match="pass the function `generate_correlated_batch` itself"):
         checks.check_correlated_generator(library_correlated(torch.full((1, 1), 0.1), 5))
+
+
+# --- exercise 3.5: training on your sampling function ----------------------------------------------
+
+
+def scheduled_with_lambda_lr(model, sample, feature_probability, steps=1000, batch_size=256, lr=1e-2, lr_scale=None):
+    """LambdaLR sets the rate lr * lr_scale(step, steps) for each step; zero_grad at the end of the step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_scale(step, steps))
+    history = []
+    for _ in range(steps):
+        batch = sample(feature_probability, batch_size)
+        out = model(batch)
+        history.append(model.loss_per_instance(out, batch).detach())
+        model.calculate_loss(out, batch).backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return torch.stack(history)
+
+
+def explicit_einsum_loss(model, sample, feature_probability, steps=1000, batch_size=256, lr=1e-2, lr_scale=None):
+    """The loss written out, Adam on [W, b_final], the rate set after backward (still before the step)."""
+    optimizer = torch.optim.Adam([model.W, model.b_final], lr=lr)
+    losses = torch.zeros(steps, model.cfg.n_inst)
+    for step in range(steps):
+        x = sample(feature_probability, batch_size)
+        h = torch.einsum("bif,ihf->bih", x, model.W)
+        out = torch.relu(torch.einsum("bih,ihf->bif", h, model.W) + model.b_final)
+        per_instance = torch.einsum("bif,if->i", (out - x) ** 2, model.importance) / (batch_size * model.cfg.n_features)
+        optimizer.zero_grad()
+        per_instance.sum().backward()
+        optimizer.param_groups[0]["lr"] = lr * lr_scale(step, steps)
+        optimizer.step()
+        losses[step] = per_instance.detach()
+    return losses
+
+
+@pytest.mark.parametrize("correct", [reference_train_on_sampler, scheduled_with_lambda_lr, explicit_einsum_loss])
+def test_train_on_sampler_check_accepts(correct, capsys):
+    assert checks.check_train_on_sampler(correct) is correct
+    assert "train_on_sampler: all checks passed" in capsys.readouterr().out
+
+
+def sampler_loop(mistake):
+    """A loop written from the exercise text with one `mistake`."""
+
+    def train(model, sample, feature_probability, steps=1000, batch_size=256, lr=1e-2, lr_scale=None):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_scale(step, steps))
+        fixed = sample(feature_probability, batch_size) if mistake == "fixed batch" else None
+        losses = torch.empty(steps, model.cfg.n_inst)
+        for step in range(steps):
+            if mistake == "compounded":
+                optimizer.param_groups[0]["lr"] *= lr_scale(step, steps)
+            elif mistake == "scale without lr":
+                optimizer.param_groups[0]["lr"] = lr_scale(step, steps)
+            elif mistake == "scheduler first":
+                scheduler.step()
+            elif mistake != "schedule ignored":
+                optimizer.param_groups[0]["lr"] = lr * lr_scale(step, steps)
+            if fixed is not None:
+                batch = fixed
+            elif mistake == "model's data":
+                batch = model.generate_batch(batch_size)
+            else:
+                batch = sample(feature_probability, batch_size)
+            target = sample(feature_probability, batch_size) if mistake == "separate target" else batch
+            per_instance = model.loss_per_instance(model(batch), target)
+            if mistake == "detached":
+                per_instance = per_instance.detach()
+            if mistake != "no zero_grad":
+                optimizer.zero_grad()
+            (per_instance.mean() if mistake == "mean over instances" else per_instance.sum()).backward()
+            optimizer.step()
+            if mistake == "after update":
+                with torch.no_grad():
+                    per_instance = model.loss_per_instance(model(batch), batch)
+            losses[step] = per_instance.detach()
+        return losses.sum(dim=1) if mistake == "summed history" else losses
+
+    return train
+
+
+@pytest.mark.parametrize(
+    "mistake, message",
+    [
+        ("fixed batch", "one batch drawn once"),  # structure: a fresh batch every step
+        ("model's data", r"never called sample.*model.generate_batch"),  # distribution: the sampler's data
+        ("separate target", r"called sample 60 times in 30 steps"),  # structure: one batch per step
+        ("detached", r"cut off from the model's parameters"),  # structure: a gradient must flow
+        ("no zero_grad", r"gradients pile up.*zero_grad"),
+        ("schedule ignored", r"stays at lr: .*lr \* lr_scale\(step, steps\)"),
+        ("scheduler first", "one step ahead"),
+        ("compounded", "multipliers compound"),
+        ("scale without lr", r"lr_scale\(step, steps\) alone: multiply it by lr"),
+        ("mean over instances", "averaged over instances"),
+        ("after update", "recorded after its update"),
+        ("summed history", r"summed over instances; return each instance's loss"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_train_on_sampler_check_catches(mistake, message):
+    with pytest.raises(AssertionError, match=message):
+        checks.check_train_on_sampler(sampler_loop(mistake))

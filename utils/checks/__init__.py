@@ -14,6 +14,7 @@ from utils.checks.ch03 import (
     check_correlated_generator,
     check_dimensionality,
     check_dims_per_feature,
+    check_train_on_sampler,
 )
 from utils.checks.ch04 import check_hierarchical_batch, check_phase_metrics, check_sweep_grid
 from utils.checks.ch04_regimes import check_sharing_regime

@@ -1,11 +1,15 @@
-"""Checks for chapter 3's exercises: dimensionality, and correlated and anticorrelated data.
+"""Checks for chapter 3's exercises: dimensionality, correlated and anticorrelated data, and a training loop
+on the learner's sampling function.
 
 Each check runs the learner's code next to the library's reference (`utils.metrics`,
-`utils.data.CorrelatedPairs` / `AnticorrelatedPairs`) on seeded input and raises AssertionError
-with what is wrong, naming a likely cause only when the learner's answer matches it.
+`utils.data.CorrelatedPairs` / `AnticorrelatedPairs`, the loop `reference_train_on_sampler`) on seeded
+input and raises AssertionError with what is wrong, naming a likely cause only when the learner's answer
+matches it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -18,11 +22,14 @@ from utils.checks.compare import (
     assert_tensor,
     assert_uniform,
     call_learner,
+    close,
     learner_check,
     passed,
     require_function,
 )
 from utils.data import AnticorrelatedPairs, CorrelatedPairs
+from utils.models import ToyModel, ToyModelConfig
+from utils.train import Schedule, constant_lr, cosine_decay_lr
 
 
 def reference_correlated_batch(feature_probability: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -283,3 +290,220 @@ def check_anticorrelated_generator(fn) -> None:
     _check_values(batch, active, what)
     assert_independent_values(batch, active, what)
     passed(what)
+
+
+# --- exercise 3.5 ---------------------------------------------------------------------------------
+
+
+def reference_train_on_sampler(
+    model,
+    sample: Callable[[torch.Tensor, int], torch.Tensor],
+    feature_probability: torch.Tensor,
+    steps: int = 1000,
+    batch_size: int = 256,
+    lr: float = 1e-2,
+    lr_scale: Schedule = constant_lr,
+) -> torch.Tensor:
+    """The answer to exercise 3.5: Adam on a fresh batch `sample(feature_probability, batch_size)` each step,
+    at the rate `lr · lr_scale(step, steps)` (as `utils.train.optimize`); `(steps, inst)` per-instance losses,
+    each measured before its step's update."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = torch.empty(steps, model.cfg.n_inst)
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * lr_scale(step, steps)
+        batch = sample(feature_probability, batch_size)
+        per_instance = model.loss_per_instance(model(batch), batch)
+        optimizer.zero_grad()
+        per_instance.sum().backward()
+        optimizer.step()
+        losses[step] = per_instance.detach().cpu()
+    return losses
+
+
+_TRAIN_PROBABILITY = torch.tensor([[0.3, 0.5], [0.1, 0.2], [0.4, 0.6]])
+_TRAIN_IMPORTANCE = torch.tensor([[1.0, 0.7, 0.4, 0.9], [1.0, 1.0, 1.0, 1.0], [2e-7, 1e-7, 3e-7, 1e-7]])
+"""Instance 2's importances are tiny, so its gradients (about 1e-7) come near Adam's eps (1e-8): Adam ignores
+a constant factor on the loss everywhere else, so only there does averaging the loss over the 3 instances
+instead of summing it change training (by 5% of the loss within 30 steps; measured)."""
+_TRAIN_STEPS, _TRAIN_BATCH, _TRAIN_LR, _TRAIN_DATA_SEED = 30, 64, 1e-2, 3
+
+
+def _train_model() -> ToyModel:
+    """The check's model: seeded weights; its own law (independent features at p = 0.05) differs from the
+    sampler's correlated pairs, so a loop that draws from `model.generate_batch` trains on other data."""
+    return ToyModel(
+        ToyModelConfig(n_inst=3, n_features=4, d_hidden=2),
+        feature_probability=0.05,
+        importance=_TRAIN_IMPORTANCE,
+        device="cpu",
+        seed=7,
+    )
+
+
+def _mistaken_train(mistake: str) -> torch.Tensor:
+    """The reference loop on a fresh check model and data stream, with one planted `mistake`."""
+    model, steps = _train_model(), _TRAIN_STEPS
+    optimizer = torch.optim.Adam(model.parameters(), lr=_TRAIN_LR)
+    losses = torch.empty(steps, model.cfg.n_inst)
+    with torch.random.fork_rng():
+        torch.manual_seed(_TRAIN_DATA_SEED)
+        for step in range(steps):
+            scale = {"off by one": cosine_decay_lr(step + 1, steps), "ignored": 1.0}.get(
+                mistake, cosine_decay_lr(step, steps)
+            )
+            for group in optimizer.param_groups:
+                if mistake == "compounded":
+                    group["lr"] *= scale
+                elif mistake == "without lr":
+                    group["lr"] = scale
+                elif mistake != "one behind":
+                    group["lr"] = _TRAIN_LR * scale
+            batch = reference_correlated_batch(_TRAIN_PROBABILITY, _TRAIN_BATCH)
+            per_instance = model.loss_per_instance(model(batch), batch)
+            if mistake != "no zero_grad":
+                optimizer.zero_grad()
+            (per_instance.mean() if mistake == "averaged" else per_instance.sum()).backward()
+            optimizer.step()
+            if mistake == "one behind":
+                for group in optimizer.param_groups:
+                    group["lr"] = _TRAIN_LR * cosine_decay_lr(step, steps)
+            if mistake == "after update":
+                with torch.no_grad():
+                    per_instance = model.loss_per_instance(model(batch), batch)
+            losses[step] = per_instance.detach()
+    return losses
+
+
+_TRAIN_MISTAKES = {
+    "no zero_grad": "the gradients pile up from step to step: call optimizer.zero_grad() before each backward()",
+    "ignored": "the learning rate stays at lr: set each step's rate to lr * lr_scale(step, steps)",
+    "off by one": "the schedule runs one step ahead: step k (counting from 0) uses lr * lr_scale(k, steps)",
+    "one behind": "the schedule runs one step behind: set step k's rate before its optimizer.step(), not after",
+    "compounded": "the multipliers compound (the rate is multiplied again every step): each step's rate is "
+    "lr * lr_scale(step, steps), from the lr you were given",
+    "without lr": "the rate is lr_scale(step, steps) alone: multiply it by lr",
+    "averaged": "the loss is averaged over instances (.mean()): backpropagate its sum over instances, so that each "
+    "instance trains as if it were alone",
+    "after update": "each loss is recorded after its update: store the loss computed before optimizer.step()",
+}
+
+
+class _CountingSampler:
+    """The check's sampling function (correlated pairs), recording how it was called."""
+
+    def __init__(self):
+        self.calls: list[tuple[object, object]] = []
+
+    def __call__(self, feature_probability, batch_size):
+        self.calls.append((feature_probability, batch_size))
+        return reference_correlated_batch(_TRAIN_PROBABILITY, _TRAIN_BATCH)
+
+
+def _check_sampler_calls(calls: list[tuple[object, object]]) -> None:
+    """One call per step, with the `feature_probability` and `batch_size` the loop was given."""
+    if not calls:
+        raise AssertionError(
+            "train_on_sampler never called sample: draw each step's batch with sample(feature_probability, "
+            "batch_size) (model.generate_batch draws the model's own data, not the sampler's)"
+        )
+    if len(calls) == 1:
+        raise AssertionError(
+            f"train_on_sampler trains on one batch drawn once for all {_TRAIN_STEPS} steps: draw a fresh batch "
+            "with sample(feature_probability, batch_size) at every step"
+        )
+    if len(calls) != _TRAIN_STEPS:
+        raise AssertionError(
+            f"train_on_sampler called sample {len(calls)} times in {_TRAIN_STEPS} steps: draw one batch per step, "
+            "and use it both as the model's input and as the target"
+        )
+    for probability, batch_size in calls:
+        if not (isinstance(probability, torch.Tensor) and torch.equal(probability, _TRAIN_PROBABILITY)):
+            raise AssertionError(
+                f"sample was called with feature_probability {probability!r:.60}: pass on the feature_probability "
+                "train_on_sampler was given"
+            )
+        if batch_size != _TRAIN_BATCH:
+            raise AssertionError(
+                f"sample was called with batch_size {batch_size!r}: pass on the batch_size train_on_sampler was given "
+                f"({_TRAIN_BATCH} here)"
+            )
+
+
+def _call_train(train_on_sampler, model: ToyModel, sampler: _CountingSampler) -> object:
+    """The learner's loop on the check's model and data stream; a detached loss is named."""
+    with torch.random.fork_rng():
+        torch.manual_seed(_TRAIN_DATA_SEED)
+        try:
+            return call_learner(
+                "train_on_sampler",
+                train_on_sampler,
+                model,
+                sampler,
+                _TRAIN_PROBABILITY.clone(),
+                _TRAIN_STEPS,
+                _TRAIN_BATCH,
+                _TRAIN_LR,
+                cosine_decay_lr,
+            )
+        except AssertionError as error:
+            if "does not require grad" in str(error.__cause__):
+                raise AssertionError(
+                    "backward() was called on a loss cut off from the model's parameters (.detach(), .item() or "
+                    "torch.no_grad()): backpropagate the loss computed from model(batch), and detach only the copy "
+                    "you store"
+                ) from error
+            raise
+
+
+@learner_check(reference_train_on_sampler, "training loop (the reference answer in `utils.checks.ch03`)")
+def check_train_on_sampler(train_on_sampler) -> None:
+    """`train_on_sampler(model, sample, feature_probability, steps, batch_size, lr, lr_scale) -> (steps, inst)`,
+    compared step by step with the reference loop on the same model and random stream."""
+    require_function(train_on_sampler, "train_on_sampler")
+    model, sampler = _train_model(), _CountingSampler()
+    start = model.W.detach().clone()
+    losses = _call_train(train_on_sampler, model, sampler)
+    _check_sampler_calls(sampler.calls)
+    n_inst = model.cfg.n_inst
+    if isinstance(losses, torch.Tensor) and losses.shape == (_TRAIN_STEPS,):
+        raise AssertionError(
+            f"train_on_sampler returned shape ({_TRAIN_STEPS},): one loss per step, summed over instances; return "
+            f"each instance's loss, shape (steps, inst) = ({_TRAIN_STEPS}, {n_inst})"
+        )
+    assert_tensor(losses, "the returned loss history", (_TRAIN_STEPS, n_inst), "(steps, inst)")
+    if torch.equal(model.W.detach(), start):
+        raise AssertionError("the weights did not change: take one optimizer.step() per batch, on model.parameters()")
+    reference = _train_model()
+    with torch.random.fork_rng():
+        torch.manual_seed(_TRAIN_DATA_SEED)
+        expected = reference_train_on_sampler(
+            reference, reference_correlated_batch, _TRAIN_PROBABILITY, _TRAIN_STEPS, _TRAIN_BATCH, _TRAIN_LR,
+            cosine_decay_lr,
+        )  # fmt: skip
+    # Each instance's losses relative to its first (instance 2's are about 1e-8).
+    got = losses.detach().cpu().float() / expected[0]
+    relative = expected / expected[0]
+    if not close(got[0], relative[0], atol=1e-5, rtol=1e-4):
+        if close(got, _mistaken_train("after update") / expected[0], atol=1e-5, rtol=1e-4):
+            raise AssertionError(_TRAIN_MISTAKES["after update"])
+        raise AssertionError(
+            f"the loss at step 0 is {losses[0].tolist()}, expected {expected[0].tolist()}: run model(batch) on the "
+            "batch from sample(feature_probability, batch_size) and record model.loss_per_instance(out, batch)"
+        )
+    if not close(got, relative, atol=1e-5, rtol=1e-4):
+        for mistake, message in _TRAIN_MISTAKES.items():
+            if close(got, _mistaken_train(mistake) / expected[0], atol=1e-5, rtol=1e-4):
+                raise AssertionError(f"the loss history differs from the reference from step 1 on: {message}")
+    assert_close(
+        got,
+        relative,
+        "the loss history (each instance's losses divided by its first)",
+        "(step, inst)",
+        atol=1e-5,
+        rtol=1e-4,
+        rule="each step: the rate lr * lr_scale(step, steps), batch = sample(feature_probability, batch_size), the "
+        "loss per instance, optimizer.zero_grad(), backward() on the sum over instances, optimizer.step() (Adam)",
+    )
+    assert_close(model.W.detach(), reference.W.detach(), "the trained W", "(inst, d_hidden, feats)", atol=1e-5)
+    passed("train_on_sampler")
