@@ -1,6 +1,8 @@
 """Chapter 8's checks accept correct answers written in several ways and reject planted mistakes, each with
 a message that names it. The mistakes are written from the exercise text, as a learner would make them."""
 
+import math
+
 import pytest
 import torch
 
@@ -156,7 +158,7 @@ def test_interference_attack_check_names_the_zero_row_mistake():
         check_interference_attack(nan_where_no_interference)
 
 
-# --- exercise 8.4: the storage ratio --------------------------------------------------------------
+# --- exercise 8.5: the storage ratio --------------------------------------------------------------
 
 
 def ratio_loop(W, x):
@@ -299,3 +301,53 @@ def test_train_sgd_check_names_mistake(mistake, options, words):
 
     with pytest.raises(AssertionError, match=words.replace("(", r"\(").replace(")", r"\)").replace("%", "%")):
         check_train_sgd(wrong)
+
+
+# --- exercise 8.4: vulnerability from the dimensionality ------------------------------------------
+
+
+def vulnerability_loop(D):
+    out = torch.empty_like(D)
+    for index in range(D.numel()):
+        out.view(-1)[index] = math.sqrt(1 / D.view(-1)[index].item() - 1)
+    return out
+
+
+def vulnerability_ratio(D):  # another form of the same expression
+    return torch.sqrt((1 - D) / D)
+
+
+@pytest.mark.parametrize("correct", [adversarial.vulnerability_from_dimensionality, vulnerability_loop,
+                                     vulnerability_ratio])
+def test_vulnerability_from_D_check_accepts(correct, capsys):
+    from utils.checks import check_vulnerability_from_D
+
+    assert check_vulnerability_from_D(correct) is correct
+    assert "vulnerability_from_D: all checks passed" in capsys.readouterr().out
+
+
+def vulnerability_in_place(D):  # structural: overwrites the learner's input
+    return D.reciprocal_().sub_(1).sqrt_()
+
+
+def vulnerability_mean(D):  # structural: one number per instance instead of one per feature
+    return (1 / D - 1).sqrt().mean(dim=-1)
+
+
+VULNERABILITY_MISTAKES = [
+    (lambda D: (1 / D).sqrt(), "own term"),
+    (lambda D: 1 / D - 1, "square root"),
+    (lambda D: (1 - D).sqrt(), "1/D_j - 1"),
+    (lambda D: (D / (1 - D).clamp_min(1e-12)).sqrt(), "inverse"),
+    (lambda D: 1 / D.sqrt() - 1, "under the square root"),
+    (vulnerability_in_place, "modified D"),
+    (vulnerability_mean, "shape"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", VULNERABILITY_MISTAKES)
+def test_vulnerability_from_D_check_names_mistake(wrong, words):
+    from utils.checks import check_vulnerability_from_D
+
+    with pytest.raises(AssertionError, match=words.replace("(", r"\(")):
+        check_vulnerability_from_D(wrong)

@@ -276,3 +276,31 @@ def check_train_sgd(fn) -> None:
         mistakes={key: value[2] for key, value in plain.items()},
     )
     passed("train_sgd")
+
+
+@learner_check(adversarial.vulnerability_from_dimensionality, "`utils.adversarial.vulnerability_from_dimensionality`")
+def check_vulnerability_from_D(fn) -> None:
+    """The learner's `vulnerability_from_D(D)`: dimensionalities in (0, 1], any shape -> the same shape."""
+    require_function(fn, "vulnerability_from_D")
+    D = torch.tensor([[1.0, 0.5, 0.4, 0.25], [0.9, 0.1, 1 / 3, 0.05]], dtype=torch.float64)
+    given = D.clone()
+    got = call_learner("vulnerability_from_D", fn, given)
+    if not torch.equal(given, D):
+        raise AssertionError("vulnerability_from_D modified D: compute on a new tensor")
+    assert_close(
+        got,
+        adversarial.vulnerability_from_dimensionality(D),
+        "vulnerability_from_D",
+        "(inst, feats)",
+        rule="It should be ‖r_j‖ / ‖W_j‖², written with D_j alone, for every entry (0 where D_j = 1).",
+        mistakes={
+            "√(1/D): the feature's own term is still in ‖r_j‖ (subtract it: 1/D - 1)": (1 / D).sqrt(),
+            "1/D - 1 is the squared ratio: take its square root": 1 / D - 1,
+            "√(1 - D): D_j = ‖W_j‖⁴ / Σ_k (W_j · W_k)², so ‖r_j‖² / ‖W_j‖⁴ = 1/D_j - 1": (1 - D).sqrt(),
+            "the inverse, √(D / (1 - D)): the ratio is interference over the feature's own term": (
+                D / (1 - D).clamp_min(1e-12)
+            ).sqrt(),
+            "1/√D - 1: subtract 1 under the square root": 1 / D.sqrt() - 1,
+        },
+    )
+    passed("vulnerability_from_D")
