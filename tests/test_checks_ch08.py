@@ -1,6 +1,8 @@
 """Chapter 8's checks accept correct answers written in several ways and reject planted mistakes, each with
 a message that names it. The mistakes are written from the exercise text, as a learner would make them."""
 
+import math
+
 import pytest
 import torch
 
@@ -89,7 +91,7 @@ def test_learning_times_check_rejects(planted, message):
         check_learning_times(planted)
 
 
-# --- exercise 8.2: the interference attack --------------------------------------------------------
+# --- exercise 8.3: the interference attack --------------------------------------------------------
 
 
 def attack_loop(W, feature, eps):
@@ -156,7 +158,7 @@ def test_interference_attack_check_names_the_zero_row_mistake():
         check_interference_attack(nan_where_no_interference)
 
 
-# --- exercise 8.3: the storage ratio --------------------------------------------------------------
+# --- exercise 8.5: the storage ratio --------------------------------------------------------------
 
 
 def ratio_loop(W, x):
@@ -209,3 +211,143 @@ def lengths(W, x):
 def test_storage_ratio_check_rejects(planted, message):
     with pytest.raises(AssertionError, match=message):
         check_storage_ratio(planted)
+
+
+# --- exercise 8.2: training with plain SGD --------------------------------------------------------
+
+
+def sgd_by_hand(model, steps, lr, batch_size, record_every, generator=None):  # the update written out, no optimizer
+    recorded, weights, losses = [], [], []
+    for step in range(steps):
+        batch = model.generate_batch(batch_size, generator)
+        loss = model.loss_per_instance(model(batch), batch)
+        grads = torch.autograd.grad(loss.sum(), list(model.parameters()))
+        with torch.no_grad():
+            for parameter, grad in zip(model.parameters(), grads):
+                parameter -= lr * grad
+        losses.append(loss.detach())
+        if step % record_every == 0:
+            recorded.append(step)
+            weights.append(model.W.detach().clone())
+    return torch.tensor(recorded), torch.stack(weights), torch.stack(losses)
+
+
+def sgd_preallocated(model, steps, lr, batch_size, record_every, generator=None):  # tensors filled in place
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0)
+    n_log = (steps - 1) // record_every + 1
+    weights = torch.empty(n_log, *model.W.shape)
+    losses = torch.empty(steps, model.W.shape[0])
+    for step in range(steps):
+        batch = model.generate_batch(batch_size, generator)
+        optimizer.zero_grad(set_to_none=False)
+        loss = model.loss_per_instance(model(batch), batch)
+        loss.sum().backward()
+        optimizer.step()
+        losses[step] = loss.detach()
+        if step % record_every == 0:
+            weights[step // record_every] = model.W.detach()
+    return torch.arange(0, steps, record_every), weights, losses
+
+
+@pytest.mark.parametrize("correct", [dynamics.train_sgd, sgd_by_hand, sgd_preallocated])
+def test_train_sgd_check_accepts(correct, capsys):
+    from utils.checks import check_train_sgd
+
+    assert check_train_sgd(correct) is correct
+    assert "train_sgd: all checks passed" in capsys.readouterr().out
+
+
+def _sgd(model, steps, lr, batch_size, record_every, generator, *, zero=True, fresh=True, momentum=0.0,
+         mean=False, copy=True, before=False, first=0, keep_loss=True):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    recorded, weights, losses = [], [], []
+    batch = model.generate_batch(batch_size, generator)
+    for step in range(steps):
+        if zero:
+            optimizer.zero_grad()
+        if fresh and step:
+            batch = model.generate_batch(batch_size, generator)
+        loss = model.loss_per_instance(model(batch), batch)
+        if before and step % record_every == first:
+            weights.append(model.W.detach().clone())
+        (loss.mean() if mean else loss.sum()).backward()
+        optimizer.step()
+        losses.append(loss.detach() if keep_loss else model.loss_per_instance(model(batch), batch).detach())
+        if step % record_every == first:
+            recorded.append(step)
+            if not before:
+                weights.append(model.W.detach().clone() if copy else model.W.detach())
+    return torch.tensor(recorded), torch.stack(weights), torch.stack(losses)
+
+
+SGD_MISTAKES = [  # (mistake, options, words the message must contain)
+    ("no zero_grad", {"zero": False}, "never cleared"),
+    ("one batch for every step", {"fresh": False}, "fresh batch"),  # structural: the data law over steps
+    ("momentum", {"momentum": 0.9}, "momentum"),
+    ("mean over models", {"mean": True}, "its own loss"),  # structural: models coupled through one scalar
+    ("W not copied", {"copy": False}, "clone"),
+    ("recorded before the update", {"before": True}, "before the step"),
+    ("records at s % every == 1", {"first": 1}, "s % record_every == 0"),
+    ("loss after the update", {"keep_loss": False}, "before that step's update"),
+]
+
+
+@pytest.mark.parametrize("mistake, options, words", SGD_MISTAKES, ids=[m[0] for m in SGD_MISTAKES])
+def test_train_sgd_check_names_mistake(mistake, options, words):
+    from utils.checks import check_train_sgd
+
+    def wrong(model, steps, lr, batch_size, record_every, generator=None):
+        return _sgd(model, steps, lr, batch_size, record_every, generator, **options)
+
+    with pytest.raises(AssertionError, match=words.replace("(", r"\(").replace(")", r"\)").replace("%", "%")):
+        check_train_sgd(wrong)
+
+
+# --- exercise 8.4: vulnerability from the dimensionality ------------------------------------------
+
+
+def vulnerability_loop(D):
+    out = torch.empty_like(D)
+    for index in range(D.numel()):
+        out.view(-1)[index] = math.sqrt(1 / D.view(-1)[index].item() - 1)
+    return out
+
+
+def vulnerability_ratio(D):  # another form of the same expression
+    return torch.sqrt((1 - D) / D)
+
+
+@pytest.mark.parametrize("correct", [adversarial.vulnerability_from_dimensionality, vulnerability_loop,
+                                     vulnerability_ratio])
+def test_vulnerability_from_D_check_accepts(correct, capsys):
+    from utils.checks import check_vulnerability_from_D
+
+    assert check_vulnerability_from_D(correct) is correct
+    assert "vulnerability_from_D: all checks passed" in capsys.readouterr().out
+
+
+def vulnerability_in_place(D):  # structural: overwrites the learner's input
+    return D.reciprocal_().sub_(1).sqrt_()
+
+
+def vulnerability_mean(D):  # structural: one number per instance instead of one per feature
+    return (1 / D - 1).sqrt().mean(dim=-1)
+
+
+VULNERABILITY_MISTAKES = [
+    (lambda D: (1 / D).sqrt(), "own term"),
+    (lambda D: 1 / D - 1, "square root"),
+    (lambda D: (1 - D).sqrt(), "1/D_j - 1"),
+    (lambda D: (D / (1 - D).clamp_min(1e-12)).sqrt(), "inverse"),
+    (lambda D: 1 / D.sqrt() - 1, "under the square root"),
+    (vulnerability_in_place, "modified D"),
+    (vulnerability_mean, "shape"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", VULNERABILITY_MISTAKES)
+def test_vulnerability_from_D_check_names_mistake(wrong, words):
+    from utils.checks import check_vulnerability_from_D
+
+    with pytest.raises(AssertionError, match=words.replace("(", r"\(")):
+        check_vulnerability_from_D(wrong)

@@ -95,6 +95,35 @@ def test_vulnerability_is_sqrt_of_one_over_dimensionality_minus_one():
     assert torch.allclose(adversarial.vulnerability(pair), torch.ones(1, 2))
 
 
+def test_vulnerability_from_dimensionality_matches_the_weights():
+    W = torch.randn(3, 4, 10, generator=torch.Generator().manual_seed(2))
+    D = metrics.dimensionality(W).clamp(max=1.0)
+    expected = adversarial.vulnerability(W, 0.0)
+    assert torch.allclose(adversarial.vulnerability_from_dimensionality(D), expected, atol=1e-4)
+    assert adversarial.vulnerability_from_dimensionality(torch.tensor([1.0, 0.5])).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match=r"dimensionalities in \(0, 1\]"):
+        adversarial.vulnerability_from_dimensionality(torch.tensor([0.0, 0.5]))
+
+
+def test_train_sgd_is_plain_sgd_and_records_copies():
+    def model():
+        return ToyModel(ToyModelConfig(2, 5, 2), feature_probability=0.2, device="cpu", seed=1)
+
+    trained = model()
+    steps, weights, losses = dynamics.train_sgd(trained, 5, 0.1, 32, 2, torch.Generator().manual_seed(0))
+    assert steps.tolist() == [0, 2, 4] and weights.shape == (3, 2, 2, 5) and losses.shape == (5, 2)
+    assert torch.equal(weights[-1], trained.W.detach()) and not torch.equal(weights[0], weights[-1])
+    by_hand, generator = model(), torch.Generator().manual_seed(0)  # one update written out
+    batch = by_hand.generate_batch(32, generator)
+    by_hand.loss_per_instance(by_hand(batch), batch).sum().backward()
+    with torch.no_grad():
+        for parameter in by_hand.parameters():
+            parameter -= 0.1 * parameter.grad
+    assert torch.allclose(weights[0], by_hand.W.detach(), atol=1e-6)
+    with pytest.raises(ValueError, match="record_every"):
+        dynamics.train_sgd(model(), 5, 0.1, 32, 0)
+
+
 def test_attack_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"feature must be in \[0, 9\)"):
         adversarial.interference_attack(random_weights(), 9, 0.1)

@@ -63,3 +63,10 @@ def vulnerability(W: torch.Tensor, min_norm: float = 0.5) -> torch.Tensor:
     off = gram - torch.diag_embed(gram.diagonal(dim1=1, dim2=2))
     norms = feature_norms(W)
     return torch.where(norms >= min_norm, off.norm(dim=2) / norms.clamp_min(1e-30) ** 2, float("nan"))
+
+
+def vulnerability_from_dimensionality(D: torch.Tensor) -> torch.Tensor:
+    """The vulnerability √(1/D_j - 1) of a feature from its dimensionality D_j ∈ (0, 1], any shape."""
+    if not isinstance(D, torch.Tensor) or not ((D > 0) & (D <= 1 + 1e-6)).all():
+        raise ValueError(f"D must be a tensor of dimensionalities in (0, 1], got {D!r:.80}")
+    return (1 / D - 1).clamp_min(0).sqrt()

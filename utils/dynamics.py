@@ -86,3 +86,32 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.dim() != 1 or a.shape != b.shape or a.numel() < 3:
         raise ValueError(f"a and b must be 1-D of the same length >= 3, got {tuple(a.shape)} and {tuple(b.shape)}")
     return torch.corrcoef(torch.stack([_ranks(a), _ranks(b)]))[0, 1].item()
+
+
+def train_sgd(
+    model, steps: int, lr: float, batch_size: int, record_every: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train `model` with plain SGD (no momentum) on a fresh batch each step, copying W as it goes.
+
+    Each step draws `model.generate_batch(batch_size, generator)` and descends `loss_per_instance(...).sum()`.
+    W is recorded after the update of every step s with s % record_every == 0.
+
+    Returns:
+        `(n_log,)` recorded steps, `(n_log, inst, d_hidden, feats)` weights on the CPU, and `(steps, inst)` the
+        loss of each step's batch (before its update).
+    """
+    steps, batch_size = check_positive_int(steps, "steps"), check_positive_int(batch_size, "batch_size")
+    record_every, lr = check_positive_int(record_every, "record_every"), as_real(lr, "lr")
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    recorded, weights, losses = [], [], []
+    for step in range(steps):
+        optimizer.zero_grad()
+        batch = model.generate_batch(batch_size, generator)
+        loss = model.loss_per_instance(model(batch), batch)
+        loss.sum().backward()
+        optimizer.step()
+        losses.append(loss.detach().cpu())
+        if step % record_every == 0:
+            recorded.append(step)
+            weights.append(model.W.detach().cpu().clone())
+    return torch.tensor(recorded), torch.stack(weights), torch.stack(losses)

@@ -24,7 +24,13 @@ from utils.checks.ch06 import check_gains_and_leaks
 from utils.checks.ch06_relu_mlp import check_relu_mlp, check_two_measures
 from utils.checks.ch07 import check_detect_motif, check_leak_and_inhibition
 from utils.checks.ch07_readout import check_linear_output_model
-from utils.checks.ch08 import check_interference_attack, check_learning_times, check_storage_ratio
+from utils.checks.ch08 import (
+    check_interference_attack,
+    check_learning_times,
+    check_storage_ratio,
+    check_train_sgd,
+    check_vulnerability_from_D,
+)
 from utils.checks.ch09 import (
     check_firing_given_feature,
     check_mmcs,

@@ -181,3 +181,126 @@ def check_storage_ratio(fn) -> None:
         },
     )
     passed("storage_ratio")
+
+
+def _sgd_model():
+    """A small seeded tied model `(2 inst, 6 feats, 2 hidden)` for the SGD check."""
+    from utils.models import ToyModel, ToyModelConfig
+
+    return ToyModel(
+        ToyModelConfig(2, 6, 2), feature_probability=torch.tensor([[0.3], [0.1]]), importance=0.8 ** torch.arange(6),
+        device="cpu", seed=4,
+    )
+
+
+def _sgd_run(fn, steps: int = 7, lr: float = 0.5, batch_size: int = 64, every: int = 3, **variant):
+    """Run `fn` (or the library's `train_sgd` with a planted `variant`) on a fresh `_sgd_model`."""
+    model = _sgd_model()
+    generator = torch.Generator().manual_seed(11)
+    if fn is not None:
+        return call_learner("train_sgd", fn, model, steps, lr, batch_size, every, generator)
+    return _sgd_variant(model, steps, lr, batch_size, every, generator, **variant)
+
+
+def _sgd_variant(model, steps, lr, batch_size, every, generator, accumulate=False, before=False, alias=False,
+                 mean=False, momentum=0.0, one_batch=False, offset=0):
+    """`dynamics.train_sgd` with one planted mistake switched on (for naming the learner's mistake)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    recorded, weights, losses = [], [], []
+    batch = model.generate_batch(batch_size, generator)
+    for step in range(steps):
+        if not accumulate:
+            optimizer.zero_grad()
+        if step and not one_batch:
+            batch = model.generate_batch(batch_size, generator)
+        loss = model.loss_per_instance(model(batch), batch)
+        record = step % every == offset
+        if record and before:
+            weights.append(model.W.detach().clone())
+        (loss.mean() if mean else loss.sum()).backward()
+        optimizer.step()
+        losses.append(loss.detach())
+        if record:
+            recorded.append(step)
+            if not before:
+                weights.append(model.W if alias else model.W.detach().clone())
+    return torch.tensor(recorded), torch.stack([w.detach() for w in weights]), torch.stack(losses)
+
+
+@learner_check(dynamics.train_sgd, "`utils.dynamics.train_sgd`")
+def check_train_sgd(fn) -> None:
+    """The learner's `train_sgd(model, steps, lr, batch_size, record_every, generator)` -> recorded steps
+    `(n_log,)`, weights `(n_log, inst, d_hidden, feats)`, losses `(steps, inst)`."""
+    require_function(fn, "train_sgd")
+    got = _sgd_run(fn)
+    if not isinstance(got, tuple) or len(got) != 3:
+        raise AssertionError(f"train_sgd should return three tensors (steps, weights, losses), got {got!r:.60}")
+    expected = _sgd_run(None)
+    steps = torch.as_tensor(got[0])
+    if tuple(steps.shape) != (3,) or not torch.equal(steps.long(), expected[0]):
+        raise AssertionError(
+            f"train_sgd recorded steps {steps.tolist()}, expected {expected[0].tolist()} for 7 steps recorded every 3: "
+            "record after the update of every step s with s % record_every == 0, counting steps from 0"
+        )
+    variants = {
+        "the gradients are never cleared (call optimizer.zero_grad() every step): they add up from step to step": {
+            "accumulate": True
+        },
+        "W is recorded before the step's update: record it after optimizer.step()": {"before": True},
+        "the mean of the per-model losses is descended: each model's step must come from its own loss (their sum)": {
+            "mean": True
+        },
+        "this is SGD with momentum: plain SGD has none": {"momentum": 0.9},
+        "one batch is reused at every step: draw a fresh batch each step": {"one_batch": True},
+    }
+    plain = {key: _sgd_run(None, **value) for key, value in variants.items()}
+    assert_close(
+        got[1],
+        expected[1],
+        "train_sgd's weights",
+        "(n_log, inst, d_hidden, feats)",
+        rule="Each step: zero the gradients, draw a fresh batch, descend the sum of loss_per_instance with "
+        "torch.optim.SGD (no momentum), then record a copy of W on recorded steps.",
+        mistakes={
+            "every record is the same tensor, model.W itself, which kept changing: store model.W.detach().clone()":
+            expected[1][-1:].expand_as(expected[1]).clone(),
+            **{key: value[1] for key, value in plain.items()},
+        },
+    )
+    assert_close(
+        got[2],
+        expected[2],
+        "train_sgd's losses",
+        "(steps, inst)",
+        rule="Keep loss_per_instance of every step's batch (computed before that step's update), one row per step.",
+        mistakes={key: value[2] for key, value in plain.items()},
+    )
+    passed("train_sgd")
+
+
+@learner_check(adversarial.vulnerability_from_dimensionality, "`utils.adversarial.vulnerability_from_dimensionality`")
+def check_vulnerability_from_D(fn) -> None:
+    """The learner's `vulnerability_from_D(D)`: dimensionalities in (0, 1], any shape -> the same shape."""
+    require_function(fn, "vulnerability_from_D")
+    D = torch.tensor([[1.0, 0.5, 0.4, 0.25], [0.9, 0.1, 1 / 3, 0.05]], dtype=torch.float64)
+    given = D.clone()
+    got = call_learner("vulnerability_from_D", fn, given)
+    if not torch.equal(given, D):
+        raise AssertionError("vulnerability_from_D modified D: compute on a new tensor")
+    assert_close(
+        got,
+        adversarial.vulnerability_from_dimensionality(D),
+        "vulnerability_from_D",
+        "(inst, feats)",
+        rule="It should be ‖r_j‖ / ‖W_j‖², written with D_j alone, for every entry (0 where D_j = 1).",
+        mistakes={
+            "√(1/D): the feature's own term is still in ‖r_j‖ (subtract it: 1/D - 1)": (1 / D).sqrt(),
+            "1/D - 1 is the squared ratio: take its square root": 1 / D - 1,
+            "√(1 - D): D_j = ‖W_j‖⁴ / Σ_k (W_j · W_k)², so ‖r_j‖² / ‖W_j‖⁴ = 1/D_j - 1": (1 - D).sqrt(),
+            "the inverse, √(D / (1 - D)): the ratio is interference over the feature's own term": (
+                D / (1 - D).clamp_min(1e-12)
+            ).sqrt(),
+            "1/√D - 1: subtract 1 under the square root": 1 / D.sqrt() - 1,
+        },
+    )
+    passed("vulnerability_from_D")
