@@ -30,7 +30,8 @@ def test_training_reuses_kept_memory_without_page_faults():
         return int(done.stdout.split()[-1])
 
     # Measured: 160,000 to 240,000 minor faults by default (each step's multi-MB tensors handed back to
-    # the system and faulted in again), 1 to 1,700 with the memory kept.
+    # the system and faulted in again), 1 to 1,700 with the memory kept. The default's count depends on
+    # glibc's dynamic mmap threshold and so on what the process did before (one run under heavy load
+    # counted 8,362), so the kept count is bounded absolutely; without keep_freed_memory it is the default's.
     default, kept = page_faults("default"), page_faults("keep")
-    assert default > 50_000
-    assert kept < default / 20
+    assert kept < 5_000, f"{kept} page faults in 50 steps with the memory kept (default: {default})"
