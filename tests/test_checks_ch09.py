@@ -206,7 +206,7 @@ def resample_loop(model, optimizer, dead, h, generator=None):
     """Bricken et al.'s resampling, one dead latent at a time."""
     error = ((model(h).reconstruction - h) ** 2).sum(-1)
     for k in range(dead.shape[0]):
-        live = ~dead[k]
+        live = ~dead[k] & (model.latent_mask[k] > 0)
         live_norm = model.W_enc[k, live].norm(dim=-1).mean() if live.any() else torch.tensor(1.0)
         for j in dead[k].nonzero().flatten().tolist():
             b = int(torch.multinomial(error[:, k] ** 2, 1, generator=generator))
@@ -228,7 +228,7 @@ def resample_cumulative(model, optimizer, dead, h, generator=None):
         b = int(torch.searchsorted(cdf[k], torch.rand(1, generator=generator)).clamp_max(h.shape[0] - 1))
         direction = h[b, k] / h[b, k].norm()
         model.W_dec[k, :, j] = direction
-        model.W_enc[k, j] = 0.2 * norms[k][~dead[k]].mean() * direction
+        model.W_enc[k, j] = 0.2 * norms[k][~dead[k] & (model.latent_mask[k] > 0)].mean() * direction
         model.b_enc[k, j] = 0.0
         for p, index in ((model.W_dec, (k, slice(None), j)), (model.W_enc, (k, j)), (model.b_enc, (k, j))):
             for moment in ("exp_avg", "exp_avg_sq"):
@@ -250,7 +250,8 @@ def resample_variant(weights="squared", scale="live", reset_adam=True, live_too=
         chosen = dead | live_too
         norms = model.W_enc.norm(dim=-1).clone()
         for k in range(dead.shape[0]):
-            live_norm = norms[k, ~dead[k]].mean() if scale == "live" else norms[k].mean()
+            switched_on = model.latent_mask[k] > 0 if scale == "live" else torch.ones_like(dead[k])
+            live_norm = norms[k, ~dead[k] & switched_on].mean() if scale in ("live", "unmasked") else norms[k].mean()
             source = 1 - k if other_instance else k
             w = {"squared": error[:, source] ** 2, "error": error[:, source],
                  "uniform": torch.ones_like(error[:, source])}[weights]  # fmt: skip
@@ -281,6 +282,7 @@ def resample_variant(weights="squared", scale="live", reset_adam=True, live_too=
         (resample_variant(unit=False), "a resampled decoder column has length"),
         (resample_variant(scale=None), "it is the unit direction itself"),
         (resample_variant(scale="all"), "mean norm over all latents"),
+        (resample_variant(scale="unmasked"), "counts the switched-off latents"),
         (resample_variant(bias=False), "encoder bias is not 0"),
         (resample_variant(reset_adam=False), "Adam's exp_avg for W_dec"),
     ],

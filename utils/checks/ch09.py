@@ -261,15 +261,16 @@ def check_mmcs(fn) -> None:
 # --- exercise 9.4: resampling dead latents ---------------------------------------------------------
 
 
-def _resampling_case(d_sae: int = 8):
+def _resampling_case(d_sae: int = 8, n_latents: torch.Tensor | None = None):
     """A small SAE whose live latents never fire (so the reconstruction is b_dec = 0 and the squared error of
-    input b is ‖h_b‖²), an Adam optimizer with state, dead latents and inputs to pick from."""
+    input b is ‖h_b‖²), an Adam optimizer with state, dead latents and inputs to pick from. With `n_latents`,
+    the latents beyond each instance's count are switched off (all-zero rows) and never in `dead`."""
     cfg = sae.SAEConfig(n_inst=2, d_in=3, d_sae=d_sae)
     data = _test_activations()
     data = sae.ToyActivations(
         sae.SparseUniform(data.features.feature_probability[:2]), data.W[:2, :3]
     )
-    model = sae.SparseAutoencoder(cfg, data, l1_coefficient=0.1, device="cpu", seed=6)
+    model = sae.SparseAutoencoder(cfg, data, l1_coefficient=0.1, n_latents=n_latents, device="cpu", seed=6)
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         model.W_enc.mul_(1 + torch.rand(model.W_enc.shape[:2], generator=g)[..., None])
@@ -283,7 +284,7 @@ def _resampling_case(d_sae: int = 8):
     dead = torch.zeros(2, d_sae, dtype=torch.bool)
     dead[0, 1::2] = True
     dead[1, -d_sae // 2:] = True
-    return model, optimizer, dead
+    return model, optimizer, dead & (model.latent_mask > 0)
 
 
 def _snapshot(model, optimizer):
@@ -297,7 +298,36 @@ def _snapshot(model, optimizer):
 def check_resample(fn) -> None:
     """Check a learner's `resample_dead_latents(model, optimizer, dead, h, generator)` (in place)."""
     require_function(fn, "resample_dead_latents")
-    model, optimizer, dead = _resampling_case()
+    _check_resample_case(fn, None)
+    # the second instance uses 6 of its 8 latents: its 2 switched-off latents (all-zero rows) are not live
+    _check_resample_case(fn, torch.tensor([8, 6]))
+
+    # the picks follow the squared error squared: two inputs, errors 1 and 3, so P(second) = 9/10 (not 3/4 or 1/2)
+    model, optimizer, dead = _resampling_case(d_sae=302)
+    dead[:] = False
+    dead[0, 2:] = True
+    h = torch.zeros(2, 2, 3)
+    h[0, :] = torch.tensor([1.0, 0.0, 0.0])
+    h[1, :] = torch.tensor([0.0, 3**0.5, 0.0])
+    with torch.no_grad():
+        call_learner("resample_dead_latents", fn, model, optimizer, dead.clone(), h, torch.Generator().manual_seed(9))
+    picked_second = (model.W_dec.detach()[0, 1, 2:] > 0.5).float().mean().item()
+    assert_rate(
+        picked_second, 0.9, 300,
+        "the fraction of dead latents given the input with three times the squared error",
+        mistakes={
+            "inputs are picked uniformly: pick with probability proportional to the squared error squared": 0.5,
+            "inputs are picked in proportion to the squared error: square it once more (Bricken et al. 2023)": 0.75,
+            "only the input with the largest error is picked: draw at random, in proportion to the squared error "
+            "squared": 1.0,
+        },
+    )
+    passed("resample_dead_latents")
+
+
+def _check_resample_case(fn, n_latents: torch.Tensor | None) -> None:
+    model, optimizer, dead = _resampling_case(n_latents=n_latents)
+    switched_on = model.latent_mask > 0
     before, state_before = _snapshot(model, optimizer)
     # inputs: instance 0 has one large input among tiny ones, instance 1 two large ones in other directions
     h = torch.zeros(40, 2, 3)
@@ -338,7 +368,7 @@ def check_resample(fn) -> None:
                     "reconstruction error: pick inputs with probability proportional to the square of their squared "
                     "error (most of them have an error near 0 here, so they should almost never be picked)"
                 )
-    live_norm = (before["W_enc"].norm(dim=-1) * live).sum(-1) / live.sum(-1)
+    live_norm = (before["W_enc"].norm(dim=-1) * (live & switched_on)).sum(-1) / (live & switched_on).sum(-1)
     rows = after["W_enc"][dead]
     instance = dead.nonzero()[:, 0]
     expected_rows = after["W_dec"].transpose(1, 2)[dead] * 0.2 * live_norm[instance, None]
@@ -348,6 +378,10 @@ def check_resample(fn) -> None:
             cause = "it is the unit direction itself: scale it to 0.2 times the mean norm of the live latents' rows"
         elif torch.allclose(rows, after["W_dec"].transpose(1, 2)[dead] * 0.2 * all_norm[instance, None], atol=1e-4):
             cause = "it is scaled by the mean norm over all latents: average only over the live ones"
+        elif torch.allclose(rows, after["W_dec"].transpose(1, 2)[dead] * 0.2 * (
+                (before["W_enc"].norm(dim=-1) * live).sum(-1) / live.sum(-1))[instance, None], atol=1e-4):
+            cause = ("its mean norm counts the switched-off latents (model.latent_mask == 0, all-zero rows) as "
+                     "live: average only over latents that are switched on and not dead")
         else:
             cause = "it should be the new decoder direction times 0.2 times the mean norm of the live latents' rows"
         raise AssertionError(f"a resampled encoder row is wrong: {cause}")
@@ -369,28 +403,6 @@ def check_resample(fn) -> None:
                 raise AssertionError(
                     f"resampling changed Adam's {moment} of {name} for live latents: reset dead ones only"
                 )
-
-    # the picks follow the squared error squared: two inputs, errors 1 and 3, so P(second) = 9/10 (not 3/4 or 1/2)
-    model, optimizer, dead = _resampling_case(d_sae=302)
-    dead[:] = False
-    dead[0, 2:] = True
-    h = torch.zeros(2, 2, 3)
-    h[0, :] = torch.tensor([1.0, 0.0, 0.0])
-    h[1, :] = torch.tensor([0.0, 3**0.5, 0.0])
-    with torch.no_grad():
-        call_learner("resample_dead_latents", fn, model, optimizer, dead.clone(), h, torch.Generator().manual_seed(9))
-    picked_second = (model.W_dec.detach()[0, 1, 2:] > 0.5).float().mean().item()
-    assert_rate(
-        picked_second, 0.9, 300,
-        "the fraction of dead latents given the input with three times the squared error",
-        mistakes={
-            "inputs are picked uniformly: pick with probability proportional to the squared error squared": 0.5,
-            "inputs are picked in proportion to the squared error: square it once more (Bricken et al. 2023)": 0.75,
-            "only the input with the largest error is picked: draw at random, in proportion to the squared error "
-            "squared": 1.0,
-        },
-    )
-    passed("resample_dead_latents")
 
 
 def _dead_mask(name: str, dead: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
