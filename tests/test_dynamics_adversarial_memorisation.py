@@ -2,6 +2,8 @@
 vulnerability, tiled data sets and the storage ratio; and its figures."""
 
 
+import math
+
 import plotly.graph_objects as go
 import pytest
 import torch
@@ -162,6 +164,20 @@ def test_storage_ratio_by_hand():
     assert torch.allclose(memorisation.storage_ratio(W, x), torch.tensor([(3.0 + 2.0) / 2 / 3]))
     assert torch.equal(memorisation.hidden_points(W, x[:, 0], 0), torch.tensor([[3.0, 0.0], [0.0, 2.0]]))
 
+
+
+def test_point_dimensionality_of_polygons_pairs_and_orthogonal_points():
+    angles = 2 * math.pi * torch.arange(5, dtype=torch.float64) / 5
+    pentagon = 1.7 * torch.stack([angles.cos(), angles.sin()], dim=1)  # (T=5, d=2), the length does not matter
+    assert torch.allclose(memorisation.point_dimensionality(pentagon), torch.full((5,), 0.4, dtype=torch.float64))
+    pair = torch.tensor([[2.0, 1.0], [-2.0, -1.0]])
+    assert torch.allclose(memorisation.point_dimensionality(pair), torch.tensor([0.5, 0.5]))
+    orthogonal = torch.tensor([[0.5, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]])  # the last point is all-zero
+    assert torch.allclose(memorisation.point_dimensionality(orthogonal), torch.tensor([1.0, 1.0, 0.0]))
+    uneven = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # D_0 = 1 / (1 + 1), D_1 = 2 / (2 + 1/2)
+    assert torch.allclose(memorisation.point_dimensionality(uneven), torch.tensor([0.5, 0.8]))
+    with pytest.raises(ValueError, match="hidden must be"):
+        memorisation.point_dimensionality(torch.ones(1, 3, 2))
 
 # --- figures ---------------------------------------------------------------------------------------
 

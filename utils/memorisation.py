@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from utils.data import generate_data
+from utils.metrics import dimensionality
 from utils.validation import as_real, check_generator, check_positive_int
 
 
@@ -45,6 +46,18 @@ def hidden_points(W: torch.Tensor, points: torch.Tensor, instance: int) -> torch
     """The hidden vectors W x_t of one instance's points: `W: (inst, d_hidden, feats)`, `points: (T, feats)`
     -> `(T, d_hidden)`."""
     return points @ W[instance].detach().T
+
+
+def point_dimensionality(hidden: torch.Tensor) -> torch.Tensor:
+    """Fraction of a dimension each training point gets (Henighan et al. 2023): `(T, d_hidden)` -> `(T,)`.
+
+    D_t = ‖h_t‖² / Σ_s (ĥ_t · h_s)², the feature dimensionality `utils.metrics.dimensionality` with the
+    points' hidden vectors h_t = W x_t in place of the feature directions W_i: 1 for a point alone in its
+    direction, 1/2 for an antipodal pair, 2/5 on a regular pentagon; 0 for a point whose hidden vector is 0.
+    """
+    if hidden.dim() != 2:
+        raise ValueError(f"hidden must be (T, d_hidden), the points' hidden vectors, got shape {tuple(hidden.shape)}")
+    return dimensionality(hidden.detach().T.unsqueeze(0))[0]
 
 
 def storage_ratio(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
