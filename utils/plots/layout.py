@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
@@ -353,3 +354,35 @@ def fallback(fig: go.Figure) -> go.Figure:
     frame(fig, title, width, plot_height, top=titles_height(top_titles) if top_titles else 0.0,
           legend_names=names if shown and names else None)
     return fig
+
+
+@dataclass
+class KeyGrid:
+    """Sizes of a grid of panels with a key column at its top right (from `key_grid`), in px."""
+
+    panel: float
+    width: float
+    above: float
+    row_height: float
+    plot_height: float
+    key_col: int
+
+
+def key_grid(
+    fig: go.Figure, n_panels: int, n_cols: int, panel_titles: list[str] | None, key_width: float, key_title: str,
+    panel_height: float, least: float, left: float, right: float, gap: float, key_gap: float,
+) -> KeyGrid:
+    """Lay out `fig` (made with `make_subplots(rows, n_cols + 1)`, the key in row 1 of the last column):
+    panel columns at least `least` px wide (wider for their titles), the key column `key_width` px
+    after `key_gap`, rows `panel_height` px with their wrapped titles above, and the panel titles."""
+    n_rows = math.ceil(n_panels / n_cols)
+    panel = panel_width(n_cols, panel_titles or [], least, left, right + key_gap + key_width, gap)
+    width = left + right + n_cols * panel + (n_cols - 1) * gap + key_gap + key_width
+    place_columns(fig, [panel] * n_cols + [key_width], [0.0] + [gap] * (n_cols - 1) + [key_gap])
+    titles = [wrap(t, panel, PANEL_TITLE_SIZE) for t in (panel_titles or [])] + [key_title]
+    above = titles_height(titles)
+    row_height = max(120.0, panel_height - above - 24)
+    plot_height = stack_rows(fig, [row_height] * n_rows, [0.0] + [above + 12] * (n_rows - 1))
+    for k in range(n_panels if panel_titles else 0):
+        panel_title(fig, panel_titles[k], k // n_cols + 1, k % n_cols + 1, panel)
+    return KeyGrid(panel, width, above, row_height, plot_height, n_cols + 1)

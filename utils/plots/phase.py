@@ -206,16 +206,11 @@ def phase_figure(
     fig = make_subplots(rows=n_rows, cols=legend_col, specs=specs)
     left, right, gap, legend_gap = 66, 20, 20, 46
     least = max(PANEL, 260 / n_cols)  # a lone panel gets the room of two
-    panel = layout.panel_width(n_cols, panel_titles or [], least, left, right + legend_gap + LEGEND_SQUARE, gap)
-    width = left + right + n_cols * panel + (n_cols - 1) * gap + legend_gap + LEGEND_SQUARE
-    layout.place_columns(fig, [panel] * n_cols + [LEGEND_SQUARE], [0.0] + [gap] * (n_cols - 1) + [legend_gap])
-    titles = [layout.wrap(t, panel, layout.PANEL_TITLE_SIZE) for t in (panel_titles or [])] + ["colour legend"]
-    above = layout.titles_height(titles)
-    row_height = max(120.0, panel_height - above - 24)
-    plot_height = layout.stack_rows(fig, [row_height] * n_rows, [0.0] + [above + 12] * (n_rows - 1))
-    for k in range(n_panels):
-        if panel_titles:
-            layout.panel_title(fig, panel_titles[k], k // n_cols + 1, k % n_cols + 1, panel)
+    grid = layout.key_grid(
+        fig, n_panels, n_cols, panel_titles, LEGEND_SQUARE, "colour legend", panel_height, least, left, right, gap,
+        legend_gap,
+    )  # fmt: skip
+    width, above, plot_height = grid.width, grid.above, grid.plot_height
     # the legend square: its own height at the minimum width, at the top of its cell
     square = fig.get_subplot(1, legend_col)
     top = square.yaxis.domain[1]

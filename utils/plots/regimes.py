@@ -15,6 +15,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from utils.plots import layout
+from utils.plots.phase import _log_axis_values, _log_ticks
 
 REGIME_COLOURS = {
     # colour-blind-safe (Okabe-Ito) hues
@@ -64,22 +65,6 @@ def _discrete_heatmap(z: torch.Tensor, palette: list[str], x: list[float], y: li
     return go.Heatmap(z=z.tolist(), x=x, y=y, colorscale=scale, zmin=-0.5, zmax=n - 0.5, showscale=False, **kwargs)
 
 
-def _log_axis(values: torch.Tensor, size: int, name: str) -> list[float]:
-    if not isinstance(values, torch.Tensor) or values.dim() != 1 or values.numel() != size:
-        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
-        raise ValueError(f"{name} must have shape ({size},) to match the regimes, got {shape}")
-    if not (values > 0).all():
-        raise ValueError(f"{name} must be positive: the axis is logarithmic")
-    return values.detach().double().cpu().log10().tolist()
-
-
-def _decade_ticks(log_values: list[float]) -> dict:
-    low, high = min(log_values), max(log_values)
-    ticks = [p for p in range(math.floor(low), math.ceil(high) + 1) if low - 1e-6 <= p <= high + 1e-6]
-    ticks = ticks if len(ticks) >= 2 else [low, high]
-    return dict(tickvals=ticks, ticktext=[f"{10**t:.3g}" for t in ticks])
-
-
 def plot_regime_diagram(
     regime: torch.Tensor,
     norm: torch.Tensor,
@@ -120,7 +105,7 @@ def plot_regime_diagram(
         if value.shape != regime.shape:
             raise ValueError(f"hover value {name!r} has shape {tuple(value.shape)}; expected {tuple(regime.shape)}")
     n_panels, ny, nx = regime.shape
-    log_x, log_y = _log_axis(x_values, nx, "x_values"), _log_axis(y_values, ny, "y_values")
+    log_x, log_y = _log_axis_values(x_values, nx, "x_values"), _log_axis_values(y_values, ny, "y_values")
     if panel_titles is not None and len(panel_titles) != n_panels:
         raise ValueError(f"panel_titles has {len(panel_titles)} titles for {n_panels} panels")
     n_cols = n_cols or min(n_panels, 3)
@@ -133,16 +118,10 @@ def plot_regime_diagram(
     left, gap, legend_gap = 66, 20, 30
     right = 20 + max(layout.text_width(name, layout.TICK_SIZE) for name in regimes) + 8
     least = max(PANEL, 260 / n_cols)  # a lone panel gets the room of two
-    panel = layout.panel_width(n_cols, panel_titles or [], least, left, right + legend_gap + LEGEND_WIDTH, gap)
-    width = left + right + n_cols * panel + (n_cols - 1) * gap + legend_gap + LEGEND_WIDTH
-    layout.place_columns(fig, [panel] * n_cols + [LEGEND_WIDTH], [0.0] + [gap] * (n_cols - 1) + [legend_gap])
-    titles = [layout.wrap(t, panel, layout.PANEL_TITLE_SIZE) for t in (panel_titles or [])] + ["legend"]
-    above = layout.titles_height(titles)
-    row_height = max(120.0, panel_height - above - 24)
-    plot_height = layout.stack_rows(fig, [row_height] * n_rows, [0.0] + [above + 12] * (n_rows - 1))
-    for k in range(n_panels):
-        if panel_titles:
-            layout.panel_title(fig, panel_titles[k], k // n_cols + 1, k % n_cols + 1, panel)
+    grid = layout.key_grid(
+        fig, n_panels, n_cols, panel_titles, LEGEND_WIDTH, "legend", panel_height, least, left, right, gap, legend_gap
+    )
+    width, above, row_height, plot_height = grid.width, grid.above, grid.row_height, grid.plot_height
     # the legend: a row per regime at the top of its cell, its tick labels and title under it clear of the next row
     key = fig.get_subplot(1, legend_col)
     key_height = min(LEGEND_ROW * len(regimes), row_height - (50 if n_rows > 1 else 0))
@@ -155,7 +134,7 @@ def plot_regime_diagram(
         f"{x_title} = %{{customdata[0]:.3g}}<br>{y_title} = %{{customdata[1]:.3g}}<br>%{{customdata[2]}}"
         f"{extra}<extra></extra>"
     )
-    x_ticks, y_ticks = _decade_ticks(log_x), _decade_ticks(log_y)
+    x_ticks, y_ticks = _log_ticks(log_x), _log_ticks(log_y)
     levels = regime_levels(norm, norm_min, norm_max)
     for k in range(n_panels):
         row, col = k // n_cols + 1, k % n_cols + 1
