@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fast_reference import reference_steps
+from fast_reference import kernel_uniforms, reference_steps
 
 from utils.data import AnticorrelatedPairs, CorrelatedPairs, FixedDataset, HierarchicalPairs, SparseUniform
 from utils.fast import native, trainer, unsupported_reason
@@ -72,7 +72,7 @@ def _kernel_case(law, hidden: int, seed: int = 0):
 def _uniform_batches(kernel, rng: torch.Tensor, steps: int, batch: int) -> torch.Tensor:
     """The uniforms the kernel will use for `steps` batches: `(steps, batch, inst, n_uniforms)`."""
     blocks = -(-batch // native.LANES)
-    u = kernel.draw(rng.clone(), steps * blocks)  # (inst, steps * blocks, n_uniforms, LANES)
+    u = kernel_uniforms(rng, steps * blocks, kernel.n_uniforms)  # (inst, steps * blocks, n_uniforms, LANES)
     u = u.unflatten(1, (steps, blocks)).permute(1, 2, 4, 0, 3).flatten(1, 2)  # (steps, blocks * LANES, inst, n_u)
     return u[:, :batch]
 
@@ -100,16 +100,20 @@ def test_kernel_steps_equal_autograd_on_the_same_uniforms(law, hidden):
 
 
 @pytest.mark.parametrize("law, hidden", KERNEL_CASES, ids=CASE_IDS)
-def test_kernel_evaluation_equals_the_models_loss(law, hidden):
+def test_kernel_evaluation_equals_the_models_loss_and_leaves_it_untouched(law, hidden):
+    # evaluate_fast is one step at learning rate 0 on a copy: the loss of 100 samples (12 full blocks
+    # and a masked partial one), keyed from the generator as training is.
     spec, kernel, W, b, importance = _kernel_case(law, hidden)
-    rng = kernel.seed(5, key=7)
-    x = spec.transform(_uniform_batches(kernel, rng, 1, 100)[0], spec.params)
-    model = ToyModel(ToyModelConfig(5, law.n_features, hidden), importance=importance, device="cpu")
+    model = ToyModel(ToyModelConfig(5, law.n_features, hidden), importance=importance, data=law, device="cpu")
     with torch.no_grad():
         model.W.copy_(W)
         model.b_final.copy_(b)
+    rng = kernel.seed(5, trainer._key(torch.Generator().manual_seed(7)))
+    x = spec.transform(_uniform_batches(kernel, rng, 1, 100)[0], spec.params)
     expected = model.loss_per_instance(model(x), x).detach()
-    torch.testing.assert_close(kernel.evaluate(W, b, importance, spec.params, spec.value_range, rng, 100), expected)
+    losses = trainer.evaluate_fast(model, 100, kernel, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(losses, expected)
+    assert torch.equal(model.W, W) and torch.equal(model.b_final, b)
 
 
 def test_kernel_streams_depend_on_key_and_instance_only():
@@ -120,7 +124,7 @@ def test_kernel_streams_depend_on_key_and_instance_only():
     first = kernel.seed(40, key=99)
     torch.testing.assert_close(kernel.seed(3, key=99), first[:3], rtol=0, atol=0)
     assert not torch.equal(kernel.seed(3, key=100), first[:3])
-    u = kernel.draw(first.clone(), 1000)  # (inst, 1000 blocks, 2, LANES)
+    u = kernel_uniforms(first, 1000, 2)  # (inst, 1000 blocks, 2, LANES)
     assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
     streams = u.permute(0, 3, 1, 2).flatten(2).flatten(0, 1)  # (inst * LANES, 2000): one row per generator
     correlation = torch.corrcoef(streams) - torch.eye(streams.shape[0])
@@ -142,12 +146,13 @@ def test_kernel_streams_depend_on_key_and_instance_only():
 
 
 def test_the_kernels_random_stream_is_pinned():
-    # Chapter 4's sweep trains on this stream: a change to the seeding or to xoshiro128+ would move its
-    # numbers. Known answers from the kernel.c of main at a8e7329 (uniforms are multiples of 2^-24).
+    # Chapter 4's sweep trains on this stream: a change to kernel.c's seeding, or to its xoshiro128+
+    # (which the tests above hold to `kernel_uniforms` through training), would move its numbers.
+    # Known answers from the kernel.c of main at a8e7329 (uniforms are multiples of 2^-24).
     kernel = native.load(2, 1, "HIERARCHICAL_PAIRS")
     if isinstance(kernel, str):
         pytest.skip(kernel)
-    u = kernel.draw(kernel.seed(3, key=0x0123456789ABCDEF), 2) * 2**24  # (inst, block, uniform, lane)
+    u = kernel_uniforms(kernel.seed(3, key=0x0123456789ABCDEF), 2, 2) * 2**24  # (inst, block, uniform, lane)
     assert u[0, 0, 0, :4].long().tolist() == [7996157, 5556952, 12248266, 3291823]
     assert u[2, 1, 1, 4:].long().tolist() == [13312090, 2064292, 1507166, 6441593]
 
@@ -263,13 +268,13 @@ def test_exploding_loss_stops_a_fast_run(fast_path):
 
 
 def test_nan_stays_nan_in_the_kernels_evaluation():
-    law = SparseUniform(torch.full((3, 2), 0.5))
     kernel = native.load(2, 1, "SPARSE_UNIFORM")
     if isinstance(kernel, str):
         pytest.skip(kernel)
-    W = torch.tensor([[[1.0, 0.5]], [[float("nan"), 0.5]], [[0.2, float("inf")]]])
-    b, importance, params = torch.zeros(3, 2), torch.ones(3, 2), law_spec(law).params
-    losses = kernel.evaluate(W, b, importance, params, (0.0, 1.0), kernel.seed(3, 1), 64)
+    model = ToyModel(ToyModelConfig(3, 2, 1), feature_probability=0.5, device="cpu")
+    with torch.no_grad():
+        model.W.copy_(torch.tensor([[[1.0, 0.5]], [[float("nan"), 0.5]], [[0.2, float("inf")]]]))
+    losses = trainer.evaluate_fast(model, 64, kernel, torch.Generator().manual_seed(1))
     assert torch.isfinite(losses).tolist() == [True, False, False]
 
 
@@ -401,9 +406,9 @@ def test_kernel_calls_check_their_arguments():
         with pytest.raises(ValueError, match=expected):
             train(**bad)
     with pytest.raises(ValueError, match=r"W: .* \(4, 2, 3\), got torch.float32 \(4, 2, 3\) on meta"):
-        kernel.evaluate(torch.empty(4, 2, 3, device="meta"), b, importance, params, (0.0, 1.0), rng, 8)
+        train(W=torch.empty(4, 2, 3, device="meta"))
     with pytest.raises(TypeError):  # ctypes counts the arguments of every C function
-        kernel.library.evaluate(4, 8)
+        kernel.library.train(4, 8)
 
 
 # --- agreement in law, and the benchmark ----------------------------------------------------------------

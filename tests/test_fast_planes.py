@@ -60,40 +60,32 @@ def test_nan_weights_give_a_nan_loss_on_the_plane_step():
     assert loss.isnan().tolist() == [False, True, False]
 
 
-@pytest.mark.parametrize("n", [1, 2, 3])
-def test_deinterleave_copies_a_block_of_columns_into_planes(n):
-    u = torch.rand(16, 50, n)
-    block = u[:, 7:31]  # not contiguous: a slice of the instance columns
-    out, scratch = torch.empty(n, 16, 24), torch.empty(16, 24, dtype=torch.int64)
-    planes._deinterleave(block, out, scratch)
-    assert torch.equal(out, block.permute(2, 0, 1))
-
-
 def test_prefetch_draws_the_plain_loop_numbers_and_leaves_the_generator_as_it():
     threads = torch.get_num_threads()
     plain, ahead = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    with prefetch.UniformPrefetch((8, 5, 2), 6, ahead, ahead=2) as uniforms:
+    with prefetch.prefetched((8, 5, 2), 6, ahead, ahead=2) as batches:
         assert torch.get_num_threads() == max(1, threads - 1)
-        for _ in range(6):
-            assert torch.equal(uniforms.next(), torch.rand(8, 5, 2, generator=plain))
+        taken = [batch.clone() for batch in batches]  # each batch is valid until the next is taken
+    assert len(taken) == 6 and all(torch.equal(batch, torch.rand(8, 5, 2, generator=plain)) for batch in taken)
     assert torch.get_num_threads() == threads
     assert torch.equal(ahead.get_state(), plain.get_state())
 
 
 def test_prefetch_stops_its_thread_when_left_early_and_reports_errors():
     def drawing() -> bool:
-        return any(thread.name == "UniformPrefetch" for thread in threading.enumerate())
+        return any(thread.name.startswith("UniformPrefetch") for thread in threading.enumerate())
 
-    with prefetch.UniformPrefetch((4, 3), 100, torch.Generator().manual_seed(0)) as uniforms:
-        uniforms.next()
+    with prefetch.prefetched((4, 3), 100, torch.Generator().manual_seed(0)) as batches:
+        next(batches)
         assert drawing()
     assert not drawing()
-    with pytest.raises(RuntimeError, match="background thread") as error:
-        with prefetch.UniformPrefetch((4, 3), 2, "not a generator") as uniforms:
-            uniforms.next()
-    assert isinstance(error.value.__cause__, TypeError)
+    with pytest.raises(TypeError, match="generator"):  # raised where the batch is taken
+        with prefetch.prefetched((4, 3), 2, "not a generator") as batches:
+            next(batches)
+    assert not drawing()
     with pytest.raises(ValueError, match="ahead must be at least 1"):
-        prefetch.UniformPrefetch((4, 3), 2, None, ahead=0)
+        with prefetch.prefetched((4, 3), 2, None, ahead=0):
+            pass
 
 
 def test_training_with_prefetched_uniforms_is_the_same_run(monkeypatch):

@@ -1,31 +1,17 @@
-/* The fast trainer's CPU kernel: training and evaluation of tied ReLU models, x' = ReLU(WᵀWx + b).
+/* The fast trainer's CPU kernel: training steps of tied ReLU models, x' = ReLU(WᵀWx + b).
  *
- * `utils/fast/native.py` compiles this file once per shape and law, with the sizes as constants
+ * `native.py` compiles it per shape and law (`cc -O3 -march=native -DNF=<features> -DNH=<hidden>
+ * -DLAW=<law> -shared -fPIC`) and calls it through ctypes on torch tensors, from several threads, each
+ * on its own range of instances. One instance at a time, all its steps run back to back with weights,
+ * Adam moments and random state in cache. The arithmetic is `planes.py`'s (loss, hand-written
+ * gradient, torch.optim.Adam with weight decay in the gradient), the laws `utils/data.py`'s
+ * `*_from_uniform` maps; tests compare both with autograd.
  *
- *     cc -O3 -march=native -DNF=<features> -DNH=<hidden> -DLAW=<law name> -shared -fPIC kernel.c
- *
- * and calls it through ctypes on the memory of torch tensors, from several threads, each on its
- * own range of instances. It does what `utils/fast/planes.py` does with tensors, one instance at a
- * time: all of an instance's steps run back to back with its weights, Adam moments and random state
- * in cache (in registers, for small models), so nothing but the parameters goes back to memory. The
- * arithmetic is the one written out in `utils/fast/planes.py` (loss, hand-written gradient, and
- * torch.optim.Adam with weight decay added to the gradient), and the data laws are those of
- * `utils/data.py`'s `*_from_uniform` maps; tests compare both with autograd.
- *
- * Vectorisation: samples are processed LANES = 8 at a time, sample l of a block in lane l of a
- * GCC/Clang vector type (`vf`: 8 floats, one AVX register), so the code below reads like scalar
- * code and every operation on a `vf` is one SIMD instruction. Gradient sums are kept per lane and
- * added up once per step.
- *
- * Random numbers: each lane of each instance has its own xoshiro128+ generator (Blackman and
- * Vigna 2018; four 32-bit words of state, the upper 24 bits of s0 + s3 give a float32 uniform on
- * [0, 1)), seeded by splitmix64 from the key and the lane's global index, so an instance's stream
- * depends on the key and its index only: not on the number of threads or how instances are split.
- *
- * Memory: the arrays with one entry per weight (weights, moments, gradient sums: 44 bytes a weight)
- * are allocated on the heap once per call, so any number of weights fits; `train` and `evaluate`
- * return 1 when that allocation fails. Per-feature vectors live on the stack (about 150 bytes a
- * feature), so `native.py` refuses models with very many features.
+ * Samples go LANES = 8 at a time, sample l of a block in lane l of a vector type `vf` (one AVX
+ * register), so the code reads like scalar code. Each lane of each instance has its own xoshiro128+
+ * generator (Blackman and Vigna 2018) seeded by splitmix64 from the key and the lane's global index:
+ * a stream depends on the key and the instance only, not on threads. Per-weight arrays are on the
+ * heap (`train` returns 1 if that allocation fails), per-feature vectors on the stack.
  */
 #include <math.h>
 #include <stdint.h>
@@ -78,9 +64,7 @@ const int64_t n_uniforms = NU, n_params = NP; /* for native.py's argument checks
 #define WEIGHTS sizeof(float[NH][NF])
 #define SUMS sizeof(vf[NH][NF])
 
-typedef struct {
-    vu s[4];
-} rng_t; /* xoshiro128+ state of the LANES generators of one instance; in memory (4, LANES) uint32 */
+typedef struct { vu s[4]; } rng_t; /* xoshiro128+ states of an instance's LANES generators: (4, LANES) uint32 */
 
 /* One uniform on [0, 1) per lane, advancing every lane's generator once. */
 static inline vf next_uniform(rng_t *r) {
@@ -149,9 +133,8 @@ static inline void accumulate(const float W[NH][NF], const float b[NF], const fl
     }
 }
 
-/* Draws n samples, LANES at a time, and accumulates their loss and gradient terms (`accumulate`).
- * The padding lanes of a last, partial block are masked; full blocks multiply by a constant 1,
- * which the compiler removes. */
+/* Draws n samples, LANES at a time, and accumulates their loss and gradient terms; the padding lanes of
+ * a last, partial block are masked (full blocks multiply by a constant 1, which the compiler removes). */
 static inline void samples(rng_t *r, const float *p, float low, float high, const float W[NH][NF], const float b[NF],
                            const float importance[NF], int64_t n, float scale, vf *loss, vf gW[NH][NF], vf gb[NF]) {
     vf x[NF];
@@ -193,26 +176,10 @@ void seed(int64_t n, uint64_t key, uint32_t *rng) {
         }
 }
 
-/* The uniforms that `n_blocks` blocks of `sample` would use: out (n, n_blocks, NU, LANES); advances rng.
- * For tests, which rebuild the batches in torch and compare. */
-void draw(int64_t n, int64_t n_blocks, uint32_t *rng, float *out) {
-    for (int64_t i = 0; i < n; i++) {
-        rng_t r;
-        memcpy(&r, rng + i * 4 * LANES, sizeof r);
-        for (int64_t k = 0; k < n_blocks * NU; k++) {
-            vf u = next_uniform(&r);
-            memcpy(out + (i * n_blocks * NU + k) * LANES, &u, sizeof u);
-        }
-        memcpy(rng + i * 4 * LANES, &r, sizeof r);
-    }
-}
-
-/* Steps first_step .. last_step - 1 (counting from 0, of n_steps) for n instances, in place.
- *
- * W (n, NH, NF), b (n, NF), their Adam moments alike; importance (n, NF); params (n, NP); rng
- * (n, 4, LANES); lr (n_steps,); history (n_logged, history_stride): at every logged step (every
- * log_every-th, and the last) the loss before the update goes to column i. The loss of an
- * instance is the mean over batch and features of I_f (x'_f - x_f)². */
+/* Steps first_step .. last_step - 1 (of n_steps, from 0) for n instances, in place. W (n, NH, NF), b (n, NF),
+ * their Adam moments alike; importance (n, NF); params (n, NP); rng (n, 4, LANES); lr (n_steps,); history
+ * (n_logged, history_stride): at every log_every-th step, and the last, instance i's loss before the update
+ * (mean over batch and features of I_f (x'_f - x_f)²) goes to column i. 1 if memory runs out, else 0. */
 int train(int64_t n, int64_t first_step, int64_t last_step, int64_t n_steps, int64_t batch, float *W, float *b,
           float *mW, float *vW, float *mb, float *vb, const float *importance, const float *params, float low,
           float high, uint32_t *rng, const float *lr, float weight_decay, int64_t log_every, float *history,
@@ -255,25 +222,4 @@ int train(int64_t n, int64_t first_step, int64_t last_step, int64_t n_steps, int
         memcpy(rng + i * 4 * LANES, &r, sizeof r);
     }
     return free(w), free(m_w), free(v_w), free(gW), 0;
-}
-
-/* The loss of n instances on n_samples fresh samples each: out (n,). Arguments as in `train`. */
-int evaluate(int64_t n, int64_t n_samples, const float *W, const float *b, const float *importance,
-             const float *params, float low, float high, uint32_t *rng, float *out) {
-    float(*w)[NF] = malloc(WEIGHTS);
-    vf(*gW)[NF] = aligned_alloc(sizeof(vf), SUMS); /* gradients computed, ignored */
-    if (!w || !gW) return free(w), free(gW), 1;
-    memset(gW, 0, SUMS);
-    for (int64_t i = 0; i < n; i++) {
-        float bias[NF], imp[NF], p[NP];
-        vf loss = splat(0.0f), gb[NF] = {{0}};
-        rng_t r;
-        memcpy(w, W + i * NH * NF, WEIGHTS), memcpy(bias, b + i * NF, sizeof bias);
-        memcpy(imp, importance + i * NF, sizeof imp), memcpy(p, params + i * NP, sizeof p);
-        memcpy(&r, rng + i * 4 * LANES, sizeof r);
-        samples(&r, p, low, high, (const float(*)[NF])w, bias, imp, n_samples, 0.0f, &loss, gW, gb);
-        out[i] = lane_sum(loss) / (float)(n_samples * NF);
-        memcpy(rng + i * 4 * LANES, &r, sizeof r);
-    }
-    return free(w), free(gW), 0;
 }

@@ -1,12 +1,11 @@
-"""The CPU kernel (`kernel.c`): built with the system C compiler, called on tensors through ctypes.
+"""The C kernel (`kernel.c`): built with the system C compiler, called on tensors through ctypes.
 
-`load(n_features, n_hidden, law)` compiles `kernel.c` with those sizes and the law's name as
-constants (under a second) and returns a `Kernel`, whose methods check their tensors (dtype, shape,
-layout) and then run the C loops in `torch.get_num_threads()` threads, each on its own range of
-instances (ctypes releases the GIL during a call). Libraries are cached in
-`$XDG_CACHE_HOME/superposition-utils` (default `~/.cache/...`) next to a hash of their bytes, so a
-damaged one is rebuilt rather than loaded. Whatever goes wrong (no compiler, a failed build, a cache
-that cannot be written, a model too big), `load` returns a sentence saying why instead of raising.
+`load(n_features, n_hidden, law)` compiles `kernel.c` with those sizes and the law as constants and
+returns a `Kernel`, whose methods check their tensors, then run the C loops in
+`torch.get_num_threads()` threads on ranges of instances (ctypes releases the GIL during a call).
+Libraries are cached in `$XDG_CACHE_HOME/superposition-utils` (default `~/.cache/...`) beside a hash
+of their bytes, so a damaged one is rebuilt. Whatever goes wrong (no compiler, a failed build, an
+unwritable cache, a model too big), `load` returns a sentence saying why instead of raising.
 """
 
 from __future__ import annotations
@@ -31,18 +30,15 @@ FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shar
 LANES = 8
 """Samples per SIMD block, as in kernel.c."""
 STACK_BYTES = 1 << 18
-"""kernel.c keeps its per-feature and per-hidden vectors on the thread's stack (about 160 and 32
-bytes each); models that would need more than this (half the smallest default thread stack, macOS's
-512 KiB) are refused."""
+"""kernel.c keeps per-feature vectors on the thread's stack (about 160 bytes a feature, 32 a hidden
+dimension); models needing more than this (half of macOS's 512 KiB thread stack) are refused."""
 SLICES_PER_THREAD = 8
 """Instance ranges per thread and call: small enough that a busy core does not hold the others up."""
 
-_f, _i64, _p = ctypes.c_float, ctypes.c_int64, ctypes.c_void_p
+_i64, _p = ctypes.c_int64, ctypes.c_void_p
 _SIGNATURES = {  # name: (argument types, return type)
     "seed": ([_i64, ctypes.c_uint64, _p], None),
-    "draw": ([_i64, _i64, _p, _p], None),
-    "train": ([_i64, _i64, _i64, _i64, _i64, *[_p] * 8, _f, _f, _p, _p, _f, _i64, _p, _i64], ctypes.c_int),
-    "evaluate": ([_i64, _i64, _p, _p, _p, _p, _f, _f, _p, _p], ctypes.c_int),
+    "train": ([*[_i64] * 5, *[_p] * 8, *[ctypes.c_float] * 2, _p, _p, ctypes.c_float, _i64, _p, _i64], ctypes.c_int),
 }
 
 
@@ -86,8 +82,7 @@ def load(n_features: int, n_hidden: int, law: str) -> Kernel | str:
     compiler = _compiler()
     if compiler is None:
         return "no C compiler (cc, gcc or clang) on PATH"
-    defines = [f"-DNF={n_features}", f"-DNH={n_hidden}", f"-DLAW={law}"]
-    command = [*compiler, *FLAGS, *defines, str(SOURCE)]
+    command = [*compiler, *FLAGS, f"-DNF={n_features}", f"-DNH={n_hidden}", f"-DLAW={law}", str(SOURCE)]
     # -march=native: a library is only good for the machine that built it, so the host is in the key
     key = hashlib.sha256(SOURCE.read_bytes() + " ".join([*command, platform.machine(), platform.node()]).encode())
     library = cache_dir() / f"kernel-{n_features}x{n_hidden}-{law.lower()}-{key.hexdigest()[:16]}.so"
@@ -100,16 +95,19 @@ def load(n_features: int, n_hidden: int, law: str) -> Kernel | str:
         return f"{type(error).__name__}: {error}"[:240]
 
 
-def _address(t: torch.Tensor, row: int = 0) -> ctypes.c_void_p:
-    """Address of row `row` of `t` (instances first)."""
-    return ctypes.c_void_p(t.data_ptr() + row * t.stride(0) * t.element_size())
+def _check(name: str, t, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> None:
+    """Raise ValueError unless `t` is a contiguous CPU tensor of this dtype and shape."""
+    if not (isinstance(t, torch.Tensor) and t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
+            and tuple(t.shape) == tuple(shape)):  # fmt: skip
+        got = f"{t.dtype} {tuple(t.shape)} on {t.device}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"kernel argument {name}: expected a contiguous CPU {dtype} tensor {shape}, got {got}")
 
 
 class Kernel:
-    """kernel.c's functions on CPU tensors, instances first: float32 (rng: int32 `(inst, 4, LANES)`).
+    """kernel.c's functions on CPU tensors, instances first: float32, except rng (int32 `(inst, 4, LANES)`).
 
-    Every method checks its tensors' dtype, shape and layout first and raises ValueError on a
-    mismatch: a wrong argument is an exception, never a write to memory that is not the tensor's.
+    Every method checks its tensors' dtype, shape and layout and raises ValueError on a mismatch: a
+    wrong argument is an exception, never a write to memory that is not the tensor's.
     """
 
     def __init__(self, library: ctypes.CDLL, n_features: int, n_hidden: int):
@@ -118,44 +116,11 @@ class Kernel:
         self.library, self.n_features, self.n_hidden = library, n_features, n_hidden
         self.n_params, self.n_uniforms = (_i64.in_dll(library, name).value for name in ("n_params", "n_uniforms"))
 
-    @staticmethod
-    def _check(name: str, t, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> None:
-        """Raise ValueError unless `t` is a contiguous CPU tensor of this dtype and shape."""
-        if not (isinstance(t, torch.Tensor) and t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
-                and tuple(t.shape) == tuple(shape)):  # fmt: skip
-            got = f"{t.dtype} {tuple(t.shape)} on {t.device}" if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"kernel argument {name}: expected a contiguous CPU {dtype} tensor {shape}, got {got}")
-
-    def _check_model(self, n: int, rng: torch.Tensor, **tensors) -> None:
-        """`_check` the model's tensors (W, b, their moments, importance, params) and rng for `n` instances."""
-        f, h = self.n_features, self.n_hidden
-        shapes = {"W": (n, h, f), "b": (n, f), "importance": (n, f), "params": (n, self.n_params)}
-        for name, t in tensors.items():
-            self._check(name, t, shapes[name.removeprefix("m_").removeprefix("v_")])
-        self._check("rng", rng, (n, 4, LANES), torch.int32)
-
-    @staticmethod
-    def _split(n: int, call) -> None:
-        """`call(start, stop)` over ranges of `n` instances, in torch.get_num_threads() threads."""
-        threads = max(1, torch.get_num_threads())
-        bounds = torch.linspace(0, n, min(n, threads * SLICES_PER_THREAD) + 1).round().long().tolist()
-        with ThreadPoolExecutor(threads) as pool:
-            codes = list(pool.map(lambda r: call(*r), [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]))
-        if any(codes):
-            raise MemoryError("kernel.c could not allocate its working memory")
-
     def seed(self, n_inst: int, key: int) -> torch.Tensor:
         """Random states `(n_inst, 4, LANES)` for instances 0 .. n_inst - 1 under the 64-bit `key`."""
         rng = torch.empty(n_inst, 4, LANES, dtype=torch.int32)
-        self.library.seed(n_inst, key, _address(rng))
+        self.library.seed(n_inst, key, rng.data_ptr())
         return rng
-
-    def draw(self, rng: torch.Tensor, n_blocks: int) -> torch.Tensor:
-        """The uniforms of the next `n_blocks` sample blocks `(inst, n_blocks, n_uniforms, LANES)`; advances `rng`."""
-        self._check("rng", rng, (len(rng), 4, LANES), torch.int32)
-        out = torch.empty(len(rng), n_blocks, self.n_uniforms, LANES)
-        self.library.draw(len(rng), n_blocks, _address(rng), _address(out))
-        return out
 
     def train(self, state, importance, params, value_range, rng, lrs, weight_decay, steps: range, batch, log_every,
               history) -> None:  # fmt: skip
@@ -167,34 +132,27 @@ class Kernel:
             lrs: `(n_steps,)`; history: `(n_logged, inst)`, receives the loss before the update at each
                 logged step (every `log_every`-th and the last), in row step // log_every.
         """
-        W, b, m_W, v_W, m_b, v_b = state
-        n, n_steps = len(W), len(lrs)
-        self._check_model(n, rng, W=W, b=b, m_W=m_W, v_W=v_W, m_b=m_b, v_b=v_b, importance=importance, params=params)
-        self._check("lrs", lrs, (n_steps,))
+        n, (h, f), n_steps = len(state[0]), (self.n_hidden, self.n_features), len(lrs)
+        shapes = [(n, h, f), (n, f), (n, h, f), (n, h, f), (n, f), (n, f), (n, f), (n, self.n_params)]
+        tensors = (*state, importance, params)
+        for name, t, shape in zip(("W", "b", "m_W", "v_W", "m_b", "v_b", "importance", "params"), tensors, shapes):
+            _check(name, t, shape)
+        _check("rng", rng, (n, 4, LANES), torch.int32)
+        _check("lrs", lrs, (n_steps,))
         if not (0 <= steps.start < steps.stop <= n_steps and batch >= 1 and log_every >= 1):
             raise ValueError(f"kernel.train: steps {steps} of {n_steps}, batch {batch}, log_every {log_every}")
         rows = (steps.stop - 1) // log_every + 1  # at least; more are fine
-        self._check("history", history, (max(rows, len(history)) if isinstance(history, torch.Tensor) else rows, n))
-        tensors = (W, b, m_W, v_W, m_b, v_b, importance, params)
+        _check("history", history, (max(rows, len(history)) if isinstance(history, torch.Tensor) else rows, n))
 
-        def call(start: int, stop: int) -> int:
-            return self.library.train(
-                stop - start, steps.start, steps.stop, n_steps, batch, *(_address(t, start) for t in tensors),
-                *value_range, _address(rng, start), _address(lrs), weight_decay, log_every,
-                _address(history.t(), start), n,
-            )  # fmt: skip
+        def call(start: int, stop: int) -> int:  # instances start .. stop - 1
+            at = lambda t: t.data_ptr() + start * t.stride(0) * t.element_size()  # noqa: E731 (row `start`)
+            return self.library.train(stop - start, steps.start, steps.stop, n_steps, batch, *map(at, tensors),
+                                      *value_range, at(rng), lrs.data_ptr(), weight_decay, log_every,
+                                      at(history.t()), n)  # fmt: skip
 
-        self._split(n, call)
-
-    def evaluate(self, W, b, importance, params, value_range, rng, n_samples: int) -> torch.Tensor:
-        """The loss `(inst,)` on `n_samples` fresh samples per instance (arguments as in `train`)."""
-        n, out = len(W), torch.empty(len(W))
-        self._check_model(n, rng, W=W, b=b, importance=importance, params=params)
-
-        def call(start: int, stop: int) -> int:
-            tensors = (W, b, importance, params)
-            return self.library.evaluate(stop - start, n_samples, *(_address(t, start) for t in tensors), *value_range,
-                                         _address(rng, start), _address(out, start))  # fmt: skip
-
-        self._split(n, call)
-        return out
+        threads = max(1, torch.get_num_threads())
+        bounds = torch.linspace(0, n, min(n, threads * SLICES_PER_THREAD) + 1).round().long().tolist()
+        with ThreadPoolExecutor(threads) as pool:
+            codes = pool.map(lambda r: call(*r), [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a])
+            if any(list(codes)):
+                raise MemoryError("kernel.c could not allocate its working memory")

@@ -18,20 +18,16 @@ step t = 1, 2, ... with gradient g of parameter θ,
     θ <- θ - lr/(1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε).
 
 This is the one torch statement of that step (tests compare it with autograd and torch.optim.Adam;
-`kernel.c` is the same step in C). Eager torch runs one op at a time, each a pass over memory, so
-what a step costs is mostly how its tensors are laid out and allocated (`PERFORMANCE.md`): samples
-are feature planes `(feats, batch, inst)` with instances contiguous, every intermediate lives in a
-`Workspace` allocated once, masks are 0/1 floats (`utils.data`'s laws), and the ReLU's gradient is
-`threshold_backward`. A chunk's instances go through in blocks of at most `BLOCK`, so that a block's
-planes stay in cache; Adam then updates the whole chunk. The loss is computed only on logged steps.
-Models with more than `SMALL` weights per instance would need too many plane operations: they train
-on the autograd path (or the kernel).
+`kernel.c` is the same step in C). Eager torch runs one op at a time, each a pass over memory, so the
+layout is what costs (`PERFORMANCE.md`): samples are feature planes `(feats, batch, inst)` with
+instances contiguous, intermediates live in planes allocated once, masks are 0/1 floats, and
+a chunk's instances go in blocks of at most `BLOCK`, whose planes stay in cache. Models with more than
+`SMALL` weights per instance train on autograd (or the kernel) instead.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 
 import torch
 
@@ -43,27 +39,6 @@ BETAS, EPS = (0.9, 0.999), 1e-8
 """Adam's, torch.optim.Adam's defaults."""
 
 _relu_backward = torch.ops.aten.threshold_backward.grad_input
-
-
-class Workspace:
-    """The planes `(n, batch, width)` of one block's step, allocated once.
-
-    `U`: the block's uniforms (one plane per uniform); `X`: inputs; `Z`: hidden; `A`: pre-activations;
-    `R`: the errors where a > 0; `T`: scratch; `scratch`: int64 `(batch, width)`.
-    """
-
-    def __init__(self, n_uniforms: int, feats: int, hidden: int, batch: int, width: int, device):
-        planes = lambda n: torch.empty(n, batch, width, device=device)  # noqa: E731
-        self.U, self.X, self.Z = planes(n_uniforms), planes(feats), planes(hidden)
-        self.A, self.R, self.T = planes(feats), planes(feats), planes(feats)
-        self.scratch = torch.empty(batch, width, dtype=torch.int64, device=device)
-
-    def narrowed(self, width: int) -> Workspace:
-        """The same buffers cut to the first `width` instances (for a last, narrower block)."""
-        view = object.__new__(Workspace)
-        for name, plane in vars(self).items():
-            setattr(view, name, plane[..., :width])
-        return view
 
 
 class PlaneChunk:
@@ -86,7 +61,10 @@ class PlaneChunk:
         self.grad_W, self.grad_b = torch.empty_like(self.W), torch.empty_like(self.b)
         n_blocks = math.ceil(inst / BLOCK)
         self.width = math.ceil(inst / n_blocks)
-        self.workspace = Workspace(n_uniforms, self.feats, self.hidden, batch, self.width, W.device)
+        # a block's planes (n, batch, width), allocated once: uniforms U, inputs X, hidden Z,
+        # pre-activations A, errors where a > 0 R, scratch T
+        sizes = (n_uniforms, self.feats, self.hidden, self.feats, self.feats, self.feats)
+        self.planes = [torch.empty(n, batch, self.width, device=W.device) for n in sizes]
 
     def write_to(self, W: torch.Tensor, b: torch.Tensor) -> None:
         """Copy the trained weights into `W: (inst, hidden, feats)` and `b: (inst, feats)`."""
@@ -112,45 +90,30 @@ class PlaneChunk:
     def _block(self, u: torch.Tensor, cols: slice, with_loss: bool) -> None:
         """Gradients (and loss) of the instances `cols`, into `self.grad_W`, `self.grad_b` (`self.loss`)."""
         feats, hidden = self.feats, self.hidden
-        ws = self.workspace if cols.stop - cols.start == self.width else self.workspace.narrowed(cols.stop - cols.start)
+        U, X, Z, A, R, T = (
+            plane[..., : cols.stop - cols.start] for plane in self.planes
+        )  # a last block may be narrower
         W, b, importance = self.W[..., cols], self.b[:, cols], self.importance[:, cols]
-        X, Z = ws.X, ws.Z
-        _deinterleave(u[:, cols], ws.U, ws.scratch)
-        self.transform(ws.U.permute(1, 2, 0), self.params[:, cols].T, out=X.permute(1, 2, 0))
+        U.copy_(u[:, cols].permute(2, 0, 1))
+        self.transform(U.permute(1, 2, 0), self.params[:, cols].T, out=X.permute(1, 2, 0))
         for h in range(hidden):  # z_h = Σ_f W_hf x_f
             torch.mul(X[0], W[h, 0], out=Z[h])
             for f in range(1, feats):
                 Z[h].addcmul_(X[f], W[h, f])
-        torch.addcmul(b[:, None], Z[0][None], W[0][:, None], out=ws.A)  # a_f = b_f + Σ_h W_hf z_h
+        torch.addcmul(b[:, None], Z[0][None], W[0][:, None], out=A)  # a_f = b_f + Σ_h W_hf z_h
         for h in range(1, hidden):
-            ws.A.addcmul_(Z[h][None], W[h][:, None])
+            A.addcmul_(Z[h][None], W[h][:, None])
         # R = ReLU(a) - x where a > 0, which is a - x there
-        _relu_backward(torch.sub(ws.A, X, out=ws.R), ws.A, 0.0, grad_input=ws.R)
+        _relu_backward(torch.sub(A, X, out=R), A, 0.0, grad_input=R)
         n = self.batch * feats
         scale = importance * (2.0 / n)  # r = scale · R
-        self.grad_b[:, cols] = ws.R.sum(1) * scale
+        self.grad_b[:, cols] = R.sum(1) * scale
         # xr[f, g] = Σ_batch x_f r_g; then Σ_batch z_h r_f = Σ_g W_hg xr[g, f], as z_h = Σ_g W_hg x_g
-        xr = torch.stack([torch.mul(ws.R, X[f], out=ws.T).sum(1) for f in range(feats)]) * scale
+        xr = torch.stack([torch.mul(R, X[f], out=T).sum(1) for f in range(feats)]) * scale
         self.grad_W[..., cols] = (W[:, :, None] * xr[None]).sum(1) + (W[:, None] * xr[None]).sum(2)
         if with_loss:
-            error = torch.clamp_min(ws.A, 0.0, out=ws.T).sub_(X)  # x' - x
+            error = torch.clamp_min(A, 0.0, out=T).sub_(X)  # x' - x
             self.loss[cols] = (error.square_().sum(1) * importance).sum(0) / n
-
-
-def _deinterleave(u: torch.Tensor, planes: torch.Tensor, scratch: torch.Tensor) -> None:
-    """Copy `u: (batch, inst, n)` into `planes: (n, batch, inst)`.
-
-    A strided copy reads one float at a time; for n = 2 (a little-endian pair of floats read as one
-    64-bit integer: low half the first, high half the second) two integer copies are faster.
-    `scratch`: int64 `(batch, inst)`.
-    """
-    pairs_aligned = u.stride(-1) == 1 and u.stride(-2) == 2 and u.storage_offset() % 2 == 0
-    if u.shape[-1] != 2 or sys.byteorder != "little" or not pairs_aligned:
-        planes.copy_(u.permute(2, 0, 1))
-        return
-    pairs, halves = u.view(torch.int64)[..., 0], planes.view(torch.int32)
-    halves[0].copy_(pairs)  # int64 -> int32 keeps the low 32 bits
-    halves[1].copy_(torch.bitwise_right_shift(pairs, 32, out=scratch))
 
 
 def adam_update_(param, grad, exp_avg, exp_avg_sq, lr, step, weight_decay) -> None:

@@ -1,15 +1,17 @@
-"""Uniform random batches drawn ahead on a background thread, for the eager fast path on a CPU.
+"""Uniform batches drawn on a second thread, ahead of the eager fast path that uses them.
 
-Torch's CPU generator fills a tensor one number at a time on one core: for a small model that takes
-as long as the rest of a training step (`PERFORMANCE.md`). `UniformPrefetch` draws on a second
-thread, a few batches ahead, the same numbers in the same order as `torch.rand(shape,
-generator=generator)` called `count` times, so a run draws the same numbers with or without it.
+Torch's CPU generator fills a tensor one number at a time on one core, which takes as long as the rest
+of a small model's step (`PERFORMANCE.md`). `prefetched` draws the batches of `torch.rand(shape,
+generator=generator)` called `count` times, in that order, a few batches ahead: a run draws the same
+numbers with or without it.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import collections
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -23,55 +25,34 @@ def worth_prefetching(shape: tuple[int, ...], device: torch.device) -> bool:
     return device.type == "cpu" and torch.Size(shape).numel() >= MIN_NUMBERS
 
 
-class UniformPrefetch:
-    """`count` batches `torch.rand(shape, generator=generator)`, drawn in order `ahead` batches ahead.
+@contextlib.contextmanager
+def prefetched(shape: tuple[int, ...], count: int, generator: torch.Generator | None,
+               ahead: int = 2) -> Iterator[Iterator[torch.Tensor]]:  # fmt: skip
+    """An iterator over the `count` batches; each batch is valid until the next is taken.
 
-    Use as a context manager and call `next()` for each batch; a batch is valid until the following
-    call. While the context is open, torch's intra-op threads are one fewer (at least one), leaving a
-    core to the drawing thread. If the context closes before all batches were taken, the generator
-    has advanced by up to `ahead` batches more than were taken.
+    While the context is open, torch's intra-op threads are one fewer (at least one), leaving a core
+    to the drawing thread. Left early, the generator has advanced by up to `ahead` batches more than
+    were taken. An error on the drawing thread is raised where its batch is taken.
     """
+    if ahead < 1:
+        raise ValueError(f"ahead must be at least 1 batch, got {ahead}")
+    buffers = [torch.empty(shape) for _ in range(ahead + 1)]  # batch k goes to buffers[k % (ahead + 1)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - 1))  # restored in the `finally` below
+    pool = ThreadPoolExecutor(1, thread_name_prefix="UniformPrefetch")
+    draw = lambda k: pool.submit(torch.rand, shape, generator=generator, out=buffers[k % (ahead + 1)])  # noqa: E731
+    pending = collections.deque(draw(k) for k in range(min(ahead, count)))
 
-    def __init__(self, shape: tuple[int, ...], count: int, generator: torch.Generator | None, ahead: int = 2):
-        if ahead < 1:
-            raise ValueError(f"ahead must be at least 1 batch, got {ahead}")
-        self.shape, self.count, self.generator = tuple(shape), count, generator
-        self._free: queue.Queue = queue.Queue()
-        self._ready: queue.Queue = queue.Queue()
-        for _ in range(ahead + 1):
-            self._free.put(torch.empty(self.shape))
-        self._taken: torch.Tensor | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._draw, name="UniformPrefetch", daemon=True)
+    def batches() -> Iterator[torch.Tensor]:
+        for k in range(count):
+            if k + ahead < count:  # into the buffer of batch k - 1, which the caller is done with
+                pending.append(draw(k + ahead))
+            yield pending.popleft().result()
 
-    def _draw(self) -> None:
-        try:
-            for _ in range(self.count):
-                buffer = self._free.get()
-                if self._stop.is_set():
-                    return
-                self._ready.put(torch.rand(self.shape, generator=self.generator, out=buffer))
-        except BaseException as error:  # noqa: BLE001 (handed to the consumer, which raises it)
-            self._ready.put(error)
-
-    def next(self) -> torch.Tensor:
-        """The next batch `shape` (it stays valid until the next call)."""
-        if self._taken is not None:
-            self._free.put(self._taken)
-        batch = self._ready.get()
-        if isinstance(batch, BaseException):
-            raise RuntimeError("drawing uniforms on the background thread failed") from batch
-        self._taken = batch
-        return batch
-
-    def __enter__(self) -> UniformPrefetch:
-        self._threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, self._threads - 1))
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._free.put(None)  # wakes the drawing thread if it waits for a buffer
-        self._thread.join()
-        torch.set_num_threads(self._threads)
+    try:
+        yield batches()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        torch.set_num_threads(threads)

@@ -1,21 +1,14 @@
 """Training and evaluating the tied ReLU model `ToyModel`, x' = ReLU(WᵀWx + b), on a CPU, fast.
 
-`utils.train.optimize` asks `route` how a model may train here, then calls `train_fast`:
-
-- the C kernel (`kernel.c`, built and called through `native`) for long runs, at least
-  `KERNEL_WORK` sample-steps (instances x batch x steps, such as chapter 4's sweep): every instance's
-  steps back to back, in `torch.get_num_threads()` threads. Its random numbers come from
-  per-instance generators keyed by one number drawn from the caller's generator, so its stream
-  differs from `model.generate_batch`'s while following the same law.
-- eager (`planes`, the same step in torch ops) for shorter runs of small models, and for long runs
-  where the kernel is unavailable: uniforms from `torch.rand` on the caller's generator, drawn ahead
-  on a second thread (`prefetch`). Instances go in chunks of at most `MAX_CHUNK` and
-  `CHUNK_ELEMENTS` uniforms a step, each chunk trained for all steps before the next (a single
-  chunk draws exactly `model.generate_batch`'s numbers).
-
-Both train the model, law, Adam and steps of the autograd loop (tests compare them with it). The
-kernel evaluates too (`evaluate_fast`). When the kernel is wanted but cannot be had, one line on
-stderr says why, once per process; set UTILS_FAST_KERNEL=0 to do without it.
+`utils.train.optimize` asks `route` how a covered model trains, then calls `train_fast`, which trains
+- on the C kernel (`native`, `kernel.c`) runs of at least `KERNEL_WORK` sample-steps (chapter 4's
+  sweep), with per-instance generators keyed by one number drawn from the caller's generator: the law
+  of `model.generate_batch`, another stream;
+- eagerly (`planes`) shorter runs of small models, and long runs without a kernel, on uniforms from
+  `torch.rand` on the caller's generator drawn ahead on a second thread (`prefetch`), in chunks of
+  instances each trained for all steps before the next (one chunk draws `model.generate_batch`'s numbers).
+Both train the model, law, Adam and steps of the autograd loop (tests compare them). When the kernel is
+wanted but cannot be had, one line on stderr says why, once per process; UTILS_FAST_KERNEL=0 turns it off.
 """
 
 from __future__ import annotations
@@ -31,7 +24,7 @@ import torch
 from utils.fast import native
 from utils.fast.laws import LawSpec, law_spec
 from utils.fast.planes import SMALL, PlaneChunk
-from utils.fast.prefetch import UniformPrefetch, worth_prefetching
+from utils.fast.prefetch import prefetched, worth_prefetching
 from utils.progress import progress_bar
 
 KERNEL_WORK = 10**9
@@ -50,19 +43,15 @@ _noticed: set[str] = set()
 
 
 def _notice(message: str) -> None:
-    """Say `message` on stderr, once per process."""
-    if message not in _noticed:
+    if message not in _noticed:  # once per process
         _noticed.add(message)
         print(f"utils.fast: {message}", file=sys.stderr)
 
 
 def unsupported_reason(model) -> str | None:
-    """None if this module can train `model`, else a sentence saying why not.
-
-    It trains exactly `utils.models.ToyModel` (not a subclass, which may change the model; matched by
-    name, so that this package does not import the models), on the CPU (on a GPU the autograd loop
-    is fast), in float32, with one of the laws of `utils.fast.laws`.
-    """
+    """None if this module trains `model`, else a sentence saying why not: it trains exactly
+    `utils.models.ToyModel` (matched by name: no import circle; a subclass may change the model), in
+    float32 on the CPU (on a GPU the autograd loop is fast), with a law of `utils.fast.laws`."""
     cls = type(model)
     if (cls.__module__, cls.__qualname__) != ("utils.models", "ToyModel"):
         return f"the fast path trains the tied ReLU model ToyModel (x' = ReLU(WᵀWx + b)) exactly, not {cls.__name__}"
@@ -86,22 +75,18 @@ def eager_reason(model, batch_size: int) -> str | None:
 
 def kernel_for(model) -> native.Kernel | None:
     """kernel.c for a covered `model`, or None after a notice (once per process) saying why there is none."""
-    why = f"{SWITCH}=0" if os.environ.get(SWITCH) == "0" else None
-    if why is None:
-        kernel = native.load(model.cfg.n_features, model.cfg.d_hidden, law_spec(model.data).name)
-        if isinstance(kernel, native.Kernel):
-            return kernel
-        why = kernel
-    _notice(f"C kernel unavailable ({why}); training and evaluating without it")
+    off = os.environ.get(SWITCH) == "0"
+    kernel = f"{SWITCH}=0" if off else native.load(model.cfg.n_features, model.cfg.d_hidden, law_spec(model.data).name)
+    if isinstance(kernel, native.Kernel):
+        return kernel
+    _notice(f"C kernel unavailable ({kernel}); training and evaluating without it")
     return None
 
 
 def route(model, batch_size: int, steps: int, required: bool = False) -> native.Kernel | str | None:
     """How `train_fast` trains a covered `model`: its kernel, "eager", or None (neither: use autograd).
-
-    Long runs (`KERNEL_WORK`) go to the kernel where it builds; so do, with `required`, runs the eager
-    step does not take. Other runs of small models train eagerly.
-    """
+    Long runs (`KERNEL_WORK`) and, with `required`, runs the eager step does not take go to the kernel
+    where it builds; other runs of small models train eagerly."""
     eager = eager_reason(model, batch_size) is None
     if model.cfg.n_inst * batch_size * steps >= KERNEL_WORK or (required and not eager):
         kernel = kernel_for(model)
@@ -117,29 +102,17 @@ def _key(generator: torch.Generator | None) -> int:
     return k0 | k1 << 32
 
 
-def train_fast(
-    model,
-    steps: int,
-    batch_size: int,
-    lr_per_step: torch.Tensor,
-    weight_decay: float,
-    log_every: int,
-    generator: torch.Generator | None = None,
-    kernel: native.Kernel | None = None,
-    progress: bool = True,
-    on_log: Callable[[torch.Tensor, int, slice], None] | None = None,
-) -> torch.Tensor:
-    """Train a covered `ToyModel` in place, on `kernel` if given, else eagerly; `utils.train.optimize` calls this.
+def train_fast(model, steps: int, batch_size: int, lr_per_step: torch.Tensor, weight_decay: float, log_every: int,
+               generator: torch.Generator | None = None, kernel: native.Kernel | None = None, progress: bool = True,
+               on_log: Callable[[torch.Tensor, int, slice], None] | None = None) -> torch.Tensor:  # fmt: skip
+    """Train a covered `ToyModel` in place, on `kernel` if given, else eagerly; returns the per-instance loss
+    history `(ceil(steps / log_every), inst)`, row k at step (k+1)·log_every - 1 (the last row: the last step).
 
     Args:
         lr_per_step: `(steps,)` learning rate of every step (schedule applied).
-        generator: the random source: the eager path draws from it; the kernel draws only its key from
-            it. Default: the model's own generator (torch's global one if None).
+        generator: the eager path draws from it, the kernel only its key (default: the model's own).
         on_log: called as `on_log(losses, step, rows)` with the losses `(rows,)` of the instances `rows`
             (a slice) at their first step and at each logged step (the divergence check).
-
-    Returns:
-        The per-instance loss history `(ceil(steps / log_every), inst)`, row k at step (k+1)·log_every - 1.
     """
     spec = law_spec(model.data)
     generator = generator if generator is not None else model.generator
@@ -153,15 +126,14 @@ def train_fast(
     return history
 
 
-def _logged(step: int, steps: int, log_every: int) -> bool:
+def _logged(step: int, steps: int, log_every: int) -> bool:  # every log_every-th step, and the last
     return (step + 1) % log_every == 0 or step == steps - 1
 
 
 def _train_kernel(model, spec: LawSpec, steps, batch_size, lrs, weight_decay, log_every, generator, history, on_log,
                   kernel: native.Kernel, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """All instances at once on kernel.c, `LOG_BLOCK` steps per call; returns the trained W and b."""
-    W, b = model.W.detach().clone(), model.b_final.detach().clone()
-    state = (W, b, *(torch.zeros_like(t) for t in (W, W, b, b)))
+    state = _adam_state(model)
     importance, params = model.importance.contiguous(), spec.params.contiguous()
     rng = kernel.seed(model.cfg.n_inst, _key(generator))
     everyone, first = slice(0, model.cfg.n_inst), torch.zeros(1, model.cfg.n_inst)
@@ -179,7 +151,13 @@ def _train_kernel(model, spec: LawSpec, steps, batch_size, lrs, weight_decay, lo
                 on_log(history[s // log_every], s, everyone)
             bar.update(stop - start)
             bar.set_postfix(mean_loss=f"{history[(stop - 1) // log_every].mean().item():.3g}", refresh=False)
-    return W, b
+    return state[:2]
+
+
+def _adam_state(model) -> tuple[torch.Tensor, ...]:
+    """Copies of the model's W and b, and zero Adam moments: `(W, b, m_W, v_W, m_b, v_b)` for `Kernel.train`."""
+    W, b = model.W.detach().clone(), model.b_final.detach().clone()
+    return W, b, *(torch.zeros_like(t) for t in (W, W, b, b))
 
 
 def _padded(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -197,16 +175,16 @@ def _train_eager(model, spec: LawSpec, steps, batch_size, lrs, weight_decay, log
     importance, params = _padded(model.importance, chunk * n_chunks), _padded(spec.params, chunk * n_chunks)
     step_numbers, decay = torch.arange(1, steps + 1), torch.tensor(weight_decay)
     draw = (batch_size, chunk, spec.n_uniforms)
-    prefetch = UniformPrefetch(draw, steps * n_chunks, generator) if worth_prefetching(draw, W.device) else None
+    plain = contextlib.nullcontext(iter(lambda: torch.rand(draw, generator=generator), None))
+    uniforms = prefetched(draw, steps * n_chunks, generator) if worth_prefetching(draw, W.device) else plain
     bar = progress_bar(total=steps * n_chunks, disable=not progress, desc=f"{type(model).__name__} (fast)")
-    with bar, prefetch or contextlib.nullcontext():
+    with bar, uniforms as batches:
         for c in range(n_chunks):
             rows = slice(c * chunk, (c + 1) * chunk)
             trained = slice(rows.start, min(rows.stop, n_inst))  # without the padding
             plane = PlaneChunk(W[rows], b[rows], importance[rows], params[rows], spec.transform, spec.n_uniforms,
                                batch_size)  # fmt: skip
-            for s in range(steps):
-                u = prefetch.next() if prefetch else torch.rand(draw, generator=generator)
+            for s, u in zip(range(steps), batches):
                 logged = _logged(s, steps, log_every)
                 losses = plane.step(u, lrs[s], step_numbers[s], decay, with_loss=logged or s == 0)
                 if logged:
@@ -223,10 +201,10 @@ def _train_eager(model, spec: LawSpec, steps, batch_size, lrs, weight_decay, log
 @torch.no_grad()
 def evaluate_fast(model, n_samples: int, kernel: native.Kernel, generator: torch.Generator | None = None):
     """The per-instance loss `(inst,)` of a covered model on `n_samples` fresh samples per instance, on
-    `kernel`, with its key drawn from `generator` (default: the model's own generator)."""
-    spec = law_spec(model.data)
-    generator = generator if generator is not None else model.generator
-    rng = kernel.seed(model.cfg.n_inst, _key(generator))
-    W, b = model.W.detach().contiguous(), model.b_final.detach().contiguous()
-    return kernel.evaluate(W, b, model.importance.contiguous(), spec.params.contiguous(), spec.value_range, rng,
-                           n_samples)  # fmt: skip
+    `kernel` with its key drawn from `generator` (default: the model's own): the loss of one step at
+    learning rate 0 of a copy of the model, on a batch of `n_samples`."""
+    spec, loss = law_spec(model.data), torch.empty(1, model.cfg.n_inst)
+    rng = kernel.seed(model.cfg.n_inst, _key(generator if generator is not None else model.generator))
+    kernel.train(_adam_state(model), model.importance.contiguous(), spec.params.contiguous(), spec.value_range, rng,
+                 torch.zeros(1), 0.0, range(1), n_samples, 1, loss)  # fmt: skip
+    return loss[0]
