@@ -43,22 +43,12 @@ static inline float lane_sum(vf v) {
     return total;
 }
 
-/* Uniforms per sample NU and parameters per instance NP of each law. */
-#if LAW == SPARSE_UNIFORM
-#define NU NF
-#define NP NF
-#elif LAW == HIERARCHICAL_PAIRS
-#define NU 2
-#define NP 2
-#elif LAW == CORRELATED_PAIRS
-#define NU NF
-#define NP (NF / 2)
-#elif LAW == ANTICORRELATED_PAIRS
-#define NU (NF / 2)
-#define NP (NF / 2)
-#else
+#if LAW < SPARSE_UNIFORM || LAW > ANTICORRELATED_PAIRS
 #error "unknown LAW"
 #endif
+/* Uniforms per sample NU and parameters per instance NP of each law. */
+#define NU (LAW == HIERARCHICAL_PAIRS ? 2 : LAW == ANTICORRELATED_PAIRS ? NF / 2 : NF)
+#define NP (LAW == SPARSE_UNIFORM ? NF : LAW == HIERARCHICAL_PAIRS ? 2 : NF / 2)
 const int64_t n_uniforms = NU, n_params = NP; /* for native.py's argument checks */
 
 #define WEIGHTS sizeof(float[NH][NF])
