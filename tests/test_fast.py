@@ -394,7 +394,7 @@ def test_kernel_calls_check_their_arguments():
     for bad, expected in [
         (dict(W=W.double()), r"W: expected a contiguous CPU torch.float32 tensor \(4, 2, 3\), got torch.float64"),
         (dict(W=torch.randn(4, 3, 2)), r"W: .* \(4, 2, 3\), got torch.float32 \(4, 3, 2\)"),
-        (dict(W=torch.randn(4, 3, 2).transpose(1, 2)), r"W: expected a contiguous"),
+        (dict(W=torch.randn(4, 3, 2).transpose(1, 2)), r"W: expected a contiguous .* got torch.float32 \(4, 2, 3\) on cpu, not contiguous"),
         (dict(b=torch.zeros(3, 3)), r"b: .* \(4, 3\), got torch.float32 \(3, 3\)"),
         (dict(importance=torch.ones(4, 3).T.contiguous().T), r"importance: expected a contiguous"),
         (dict(params=torch.ones(4, 2)), r"params: .* \(4, 3\)"),
@@ -407,8 +407,39 @@ def test_kernel_calls_check_their_arguments():
             train(**bad)
     with pytest.raises(ValueError, match=r"W: .* \(4, 2, 3\), got torch.float32 \(4, 2, 3\) on meta"):
         train(W=torch.empty(4, 2, 3, device="meta"))
+    for state in [(W, b, W, W, b), (W, b, W, W, b, b, importance)]:  # a tensor short, one too many
+        with pytest.raises(ValueError, match=r"state must be the 6 tensors \(W, b, m_W, v_W, m_b, v_b\)"):
+            kernel.train(state, importance, params, (0.0, 1.0), rng, lrs, 0.0, range(0, 10), 8, 1, torch.zeros(10, 4))
     with pytest.raises(TypeError):  # ctypes counts the arguments of every C function
         kernel.library.train(4, 8)
+
+
+def test_the_kernel_takes_dense_weights_of_any_layout_and_any_default_dtype(monkeypatch):
+    # Weights with the model's values but other strides (as `.data =` or load_state_dict(assign=True)
+    # may leave them), and float64 as torch's default dtype: training and evaluation run on the kernel
+    # and give what contiguous float32 weights under the float32 default give.
+    if isinstance(native.load(3, 2, "SPARSE_UNIFORM"), str):
+        pytest.skip("no C kernel here")
+    monkeypatch.setattr(trainer, "KERNEL_WORK", 1)
+
+    def run(transposed: bool, default: torch.dtype):
+        model = ToyModel(ToyModelConfig(4, 3, 2), feature_probability=0.5, seed=0, device="cpu")
+        if transposed:
+            model.W.data = model.W.detach().transpose(1, 2).contiguous().transpose(1, 2)
+            assert not model.W.is_contiguous()
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(default)
+        try:
+            history = optimize(model, steps=20, batch_size=16, lr=1e-2, fast=True, progress=False)
+            losses = evaluate(model, 64, generator=torch.Generator().manual_seed(2), compiled=True)
+        finally:
+            torch.set_default_dtype(previous)
+        return history, model.W.detach(), losses
+
+    expected = run(False, torch.float32)
+    for transposed, default in [(True, torch.float32), (False, torch.float64)]:
+        for mine, theirs in zip(run(transposed, default), expected):
+            assert torch.equal(mine, theirs)
 
 
 # --- agreement in law, and the benchmark ----------------------------------------------------------------

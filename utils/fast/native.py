@@ -100,6 +100,7 @@ def _check(name: str, t, shape: tuple[int, ...], dtype: torch.dtype = torch.floa
     if not (isinstance(t, torch.Tensor) and t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
             and tuple(t.shape) == tuple(shape)):  # fmt: skip
         got = f"{t.dtype} {tuple(t.shape)} on {t.device}" if isinstance(t, torch.Tensor) else type(t).__name__
+        got += "" if not isinstance(t, torch.Tensor) or t.is_contiguous() else ", not contiguous"
         raise ValueError(f"kernel argument {name}: expected a contiguous CPU {dtype} tensor {shape}, got {got}")
 
 
@@ -132,6 +133,8 @@ class Kernel:
             lrs: `(n_steps,)`; history: `(n_logged, inst)`, receives the loss before the update at each
                 logged step (every `log_every`-th and the last), in row step // log_every.
         """
+        if not (isinstance(state, (tuple, list)) and len(state) == 6):
+            raise ValueError(f"kernel.train: state must be the 6 tensors (W, b, m_W, v_W, m_b, v_b), got {state!r:.80}")
         n, (h, f), n_steps = len(state[0]), (self.n_hidden, self.n_features), len(lrs)
         shapes = [(n, h, f), (n, f), (n, h, f), (n, h, f), (n, f), (n, f), (n, f), (n, self.n_params)]
         tensors = (*state, importance, params)

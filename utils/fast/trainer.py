@@ -116,9 +116,10 @@ def train_fast(model, steps: int, batch_size: int, lr_per_step: torch.Tensor, we
     """
     spec = law_spec(model.data)
     generator = generator if generator is not None else model.generator
-    history = torch.zeros(math.ceil(steps / log_every), model.cfg.n_inst)
+    history = torch.zeros(math.ceil(steps / log_every), model.cfg.n_inst, dtype=torch.float32)
     on_log = on_log or (lambda losses, step, rows: None)
-    args = (model, spec, steps, batch_size, lr_per_step.float(), float(weight_decay), log_every, generator, history)
+    lrs = lr_per_step.to(torch.float32).contiguous()
+    args = (model, spec, steps, batch_size, lrs, float(weight_decay), log_every, generator, history)
     with torch.no_grad():
         W, b = _train_kernel(*args, on_log, kernel, progress) if kernel else _train_eager(*args, on_log, progress)
         model.W.copy_(W)
@@ -136,7 +137,7 @@ def _train_kernel(model, spec: LawSpec, steps, batch_size, lrs, weight_decay, lo
     state = _adam_state(model)
     importance, params = model.importance.contiguous(), spec.params.contiguous()
     rng = kernel.seed(model.cfg.n_inst, _key(generator))
-    everyone, first = slice(0, model.cfg.n_inst), torch.zeros(1, model.cfg.n_inst)
+    everyone, first = slice(0, model.cfg.n_inst), torch.zeros(1, model.cfg.n_inst, dtype=torch.float32)
     # Step 0 alone, its loss logged apart (the divergence check's start), then blocks of steps.
     kernel.train(state, importance, params, spec.value_range, rng, lrs, weight_decay, range(0, 1), batch_size, 1, first)
     on_log(first[0], 0, everyone)
@@ -155,8 +156,8 @@ def _train_kernel(model, spec: LawSpec, steps, batch_size, lrs, weight_decay, lo
 
 
 def _adam_state(model) -> tuple[torch.Tensor, ...]:
-    """Copies of the model's W and b, and zero Adam moments: `(W, b, m_W, v_W, m_b, v_b)` for `Kernel.train`."""
-    W, b = model.W.detach().clone(), model.b_final.detach().clone()
+    """Contiguous copies of the model's W and b, and zero Adam moments: `(W, b, m_W, v_W, m_b, v_b)`."""
+    W, b = (t.detach().clone(memory_format=torch.contiguous_format) for t in (model.W, model.b_final))
     return W, b, *(torch.zeros_like(t) for t in (W, W, b, b))
 
 
@@ -203,8 +204,8 @@ def evaluate_fast(model, n_samples: int, kernel: native.Kernel, generator: torch
     """The per-instance loss `(inst,)` of a covered model on `n_samples` fresh samples per instance, on
     `kernel` with its key drawn from `generator` (default: the model's own): the loss of one step at
     learning rate 0 of a copy of the model, on a batch of `n_samples`."""
-    spec, loss = law_spec(model.data), torch.empty(1, model.cfg.n_inst)
+    spec, loss = law_spec(model.data), torch.empty(1, model.cfg.n_inst, dtype=torch.float32)
     rng = kernel.seed(model.cfg.n_inst, _key(generator if generator is not None else model.generator))
     kernel.train(_adam_state(model), model.importance.contiguous(), spec.params.contiguous(), spec.value_range, rng,
-                 torch.zeros(1), 0.0, range(1), n_samples, 1, loss)  # fmt: skip
+                 torch.zeros(1, dtype=torch.float32), 0.0, range(1), n_samples, 1, loss)  # fmt: skip
     return loss[0]
