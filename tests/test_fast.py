@@ -394,7 +394,7 @@ def test_kernel_calls_check_their_arguments():
     for bad, expected in [
         (dict(W=W.double()), r"W: expected a contiguous CPU torch.float32 tensor \(4, 2, 3\), got torch.float64"),
         (dict(W=torch.randn(4, 3, 2)), r"W: .* \(4, 2, 3\), got torch.float32 \(4, 3, 2\)"),
-        (dict(W=torch.randn(4, 3, 2).transpose(1, 2)), r"W: expected a contiguous .* got torch.float32 \(4, 2, 3\) on cpu, not contiguous"),
+        (dict(W=torch.randn(4, 3, 2).transpose(1, 2)), r"W: .* got torch.float32 \(4, 2, 3\) on cpu, not contiguous"),
         (dict(b=torch.zeros(3, 3)), r"b: .* \(4, 3\), got torch.float32 \(3, 3\)"),
         (dict(importance=torch.ones(4, 3).T.contiguous().T), r"importance: expected a contiguous"),
         (dict(params=torch.ones(4, 2)), r"params: .* \(4, 3\)"),
