@@ -178,7 +178,12 @@ int train(int64_t n, int64_t first_step, int64_t last_step, int64_t n_steps, int
     const float log_beta1 = (float)log(0.9), log_beta2 = (float)log(0.999);
     float(*w)[NF] = malloc(WEIGHTS), (*m_w)[NF] = malloc(WEIGHTS), (*v_w)[NF] = malloc(WEIGHTS);
     vf(*gW)[NF] = aligned_alloc(sizeof(vf), SUMS);
-    if (!w || !m_w || !v_w || !gW) return free(w), free(m_w), free(v_w), free(gW), 1;
+    float *step_size = malloc(2 * sizeof(float) * (size_t)(last_step - first_step)); /* Adam's, per step */
+    if (!w || !m_w || !v_w || !gW || !step_size) return free(w), free(m_w), free(v_w), free(gW), free(step_size), 1;
+    for (int64_t step = first_step; step < last_step; step++) { /* lr / (1 - β₁ᵗ) and √(1 - β₂ᵗ), t = step + 1 */
+        float t = (float)(step + 1), *s = step_size + 2 * (step - first_step);
+        s[0] = lr[step] / -expm1f(t * log_beta1), s[1] = sqrtf(-expm1f(t * log_beta2));
+    }
     for (int64_t i = 0; i < n; i++) {
         float bias[NF], m_b[NF], v_b[NF], imp[NF], p[NP];
         rng_t r;
@@ -197,8 +202,7 @@ int train(int64_t n, int64_t first_step, int64_t last_step, int64_t n_steps, int
             if ((step + 1) % log_every == 0 || step == n_steps - 1)
                 history[(step / log_every) * history_stride + i] = lane_sum(loss) * inv_n;
 
-            float t = (float)(step + 1);
-            float lr_over_bc1 = lr[step] / -expm1f(t * log_beta1), bc2_sqrt = sqrtf(-expm1f(t * log_beta2));
+            float lr_over_bc1 = step_size[2 * (step - first_step)], bc2_sqrt = step_size[2 * (step - first_step) + 1];
             for (int h = 0; h < NH; h++)
                 for (int f = 0; f < NF; f++)
                     adam(&w[h][f], lane_sum(gW[h][f]), &m_w[h][f], &v_w[h][f], lr_over_bc1, bc2_sqrt, weight_decay);
@@ -211,5 +215,5 @@ int train(int64_t n, int64_t first_step, int64_t last_step, int64_t n_steps, int
         memcpy(mb + i * NF, m_b, sizeof bias), memcpy(vb + i * NF, v_b, sizeof bias);
         memcpy(rng + i * 4 * LANES, &r, sizeof r);
     }
-    return free(w), free(m_w), free(v_w), free(gW), 0;
+    return free(w), free(m_w), free(v_w), free(gW), free(step_size), 0;
 }
