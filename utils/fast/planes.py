@@ -90,9 +90,8 @@ class PlaneChunk:
     def _block(self, u: torch.Tensor, cols: slice, with_loss: bool) -> None:
         """Gradients (and loss) of the instances `cols`, into `self.grad_W`, `self.grad_b` (`self.loss`)."""
         feats, hidden = self.feats, self.hidden
-        U, X, Z, A, R, T = (
-            plane[..., : cols.stop - cols.start] for plane in self.planes
-        )  # a last block may be narrower
+        width = cols.stop - cols.start  # a last block may be narrower
+        U, X, Z, A, R, T = (plane[..., :width] for plane in self.planes)
         W, b, importance = self.W[..., cols], self.b[:, cols], self.importance[:, cols]
         U.copy_(u[:, cols].permute(2, 0, 1))
         self.transform(U.permute(1, 2, 0), self.params[:, cols].T, out=X.permute(1, 2, 0))
