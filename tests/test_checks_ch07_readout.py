@@ -137,7 +137,7 @@ class ChangesInit(LinearOutputModel):
         # structure: the target the model is trained towards
         (ReluTarget, r"target\(x\) should stay \|x\|"),
         (NotASubclass, r"should subclass NeuronComputationModel"),
-        (ChangesInit, r"raised TypeError.*keep its __init__"),
+        (ChangesInit, r"raised TypeError.*keep the parent's __init__"),
     ],
 )
 def test_planted_mistakes_are_named(planted, message):

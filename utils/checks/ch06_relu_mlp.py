@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from utils import computation
-from utils.checks.compare import assert_close, assert_tensor, call_learner, learner_check, passed
+from utils.checks.compare import assert_close, assert_tensor, build, call_learner, learner_check, passed
 from utils.models import ReluComputationModel, ToyModelConfig
 
 CFG = ToyModelConfig(n_inst=3, n_features=6, d_hidden=4)
@@ -23,13 +23,7 @@ def check_relu_mlp(cls) -> None:
     """The learner's subclass of `ReluComputationModel`: `forward` = W_out ReLU(W_in x), and
     `loss_per_instance` = mean over batch and features of importance · |y - ReLU(x)|^p, p per instance."""
     kwargs = dict(feature_probability=0.5, loss_power=POWERS, importance=torch.linspace(0.5, 1.5, CFG.n_features))
-    try:
-        model = cls(CFG, seed=0, device="cpu", **kwargs)
-    except Exception as error:
-        raise AssertionError(
-            f"{cls.__name__}(cfg, seed=0, device='cpu', ...) raised {type(error).__name__}: {error}; keep the parent's "
-            "__init__"
-        ) from error
+    model = build(cls, CFG, seed=0, device="cpu", **kwargs)
     reference = ReluComputationModel(CFG, seed=0, device="cpu", **kwargs)
     x = _signed_batch(1)
     out = call_learner("forward", model, x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from utils.checks.compare import assert_close, assert_tensor, call_learner, learner_check, passed
+from utils.checks.compare import assert_close, assert_tensor, build, call_learner, learner_check, passed
 from utils.models import NeuronComputationModel, ToyModelConfig
 from utils.motif import LinearOutputModel
 
@@ -17,13 +17,7 @@ def _build(cls):
     kwargs = dict(
         feature_probability=torch.tensor([[1.0], [0.5], [0.2]]), importance=0.8 ** torch.arange(CFG.n_features)
     )
-    try:
-        model = cls(CFG, seed=0, device="cpu", **kwargs)
-    except Exception as error:
-        raise AssertionError(
-            f"{getattr(cls, '__name__', cls)}(cfg, seed=0, device='cpu', ...) raised {type(error).__name__}: {error}; "
-            "subclass NeuronComputationModel and keep its __init__"
-        ) from error
+    model = build(cls, CFG, seed=0, device="cpu", **kwargs)
     if not isinstance(model, NeuronComputationModel):
         raise AssertionError(f"LinearOutputModel should subclass NeuronComputationModel, got a {type(model).__name__}")
     reference = LinearOutputModel(CFG, seed=0, device="cpu", **kwargs)
